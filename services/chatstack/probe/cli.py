@@ -1,0 +1,129 @@
+"""chat-probe <flow> --url http://HOST:PORT [--timeout S] [--origin O] [--connections N]
+
+Output (stdout, one line each, no timings or random names so runs compare and grep well):
+
+    chat-probe: <flow> against <url>
+    <flow>: ok <what was checked>          one per step
+    <flow>: PASS                           or: <flow>: FAIL <one-line reason>
+    all: PASS (6 flows)                    or: all: FAIL <failed flows>   (flow "all" only)
+
+Exit status: 0 every flow passed; 1 a check failed; 2 usage error; 3 the probe itself
+crashed (a bug in the probe, traceback on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TextIO
+
+from .flows import FLOWS, Flow, cross_instance
+from .report import FlowFailed, Reporter
+from .target import Target, parse_base_url
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASHED = 0, 1, 2, 3
+DEFAULT_TIMEOUT_S = 10.0
+# A whole flow is bounded too (each wait is bounded by --timeout; this catches a flow
+# that keeps making slow progress): this many times --timeout.
+FLOW_BUDGET_TIMEOUTS = 30
+
+
+def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chat-probe",
+        description="Run a named end-to-end flow against a chatstack base URL.",
+    )
+    parser.add_argument("flow", choices=[*FLOWS, "all"])
+    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8088")
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds to wait for any single answer (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--origin",
+        help="Origin the service's own page has, when --url is not its public name "
+        "(default: the origin of --url)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=_positive(int),
+        default=cross_instance.DEFAULT_CONNECTIONS,
+        help="cross-instance: connections to open while looking for a second gateway "
+        f"(default {cross_instance.DEFAULT_CONNECTIONS})",
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Target]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        base = parse_base_url(args.url)
+        origin = parse_base_url(args.origin) if args.origin else base
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args, Target(base_url=base, origin=origin, timeout=args.timeout)
+
+
+async def run_flow(name: str, flow: Flow, target: Target, reporter: Reporter) -> bool:
+    budget = target.timeout * FLOW_BUDGET_TIMEOUTS
+    try:
+        await asyncio.wait_for(flow(target, functools.partial(reporter.step, name)), budget)
+    except FlowFailed as exc:
+        reporter.failed(name, str(exc))
+        return False
+    except TimeoutError:
+        reporter.failed(name, f"flow did not finish within {budget:g}s")
+        return False
+    reporter.passed(name)
+    return True
+
+
+async def run(args: argparse.Namespace, target: Target, out: TextIO) -> int:
+    reporter = Reporter(out)
+    out.write(f"chat-probe: {args.flow} against {target.base_url}\n")
+    flows = dict(FLOWS)
+    flows["cross-instance"] = functools.partial(
+        cross_instance.run, max_connections=args.connections
+    )
+    names = list(flows) if args.flow == "all" else [args.flow]
+    failed = [name for name in names if not await run_flow(name, flows[name], target, reporter)]
+    if args.flow == "all":
+        if failed:
+            reporter.failed("all", ", ".join(failed))
+        else:
+            out.write(f"all: PASS ({len(names)} flows)\n")
+    out.flush()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, target = parse_args(argv)
+    try:
+        return asyncio.run(run(args, target, sys.stdout))
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception:  # a bug in the probe, not a failed check: say so distinctly
+        traceback.print_exc()
+        sys.stdout.write(f"{args.flow}: FAIL probe crashed (bug in chat-probe), see stderr\n")
+        return EXIT_CRASHED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

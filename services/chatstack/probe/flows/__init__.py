@@ -1,0 +1,23 @@
+"""The named flows of chat-probe. Each is ``async def run(target, step)``: it calls
+``step(text)`` once per check that held and raises FlowFailed with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..report import Step
+from ..target import Target
+from . import abuse, chat, cors, cross_instance, origin, recovery_flow
+
+Flow = Callable[[Target, Step], Awaitable[None]]
+
+# Order of `all`: cheap and basic first, so the first failure is the most telling one.
+FLOWS: dict[str, Flow] = {
+    "chat": chat.run,
+    "cross-instance": cross_instance.run,
+    "recovery": recovery_flow.run,
+    "origin": origin.run,
+    "cors": cors.run,
+    "abuse": abuse.run,
+}

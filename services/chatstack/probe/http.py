@@ -1,0 +1,95 @@
+"""Plain HTTP requests of the probe: the history API and header checks.
+
+Non-2xx answers are returned, not raised: several flows check status codes and headers
+of refusals on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httputil import HTTPHeaders
+
+from .recovery import FetchPage, Message
+from .report import FlowFailed
+from .target import Target
+
+MESSAGE_FIELDS = ("id", "room", "nick", "text", "ts")
+
+
+@dataclass
+class Answer:
+    code: int
+    headers: HTTPHeaders
+    body: bytes
+
+
+async def request(
+    target: Target, url: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> Answer:
+    req = HTTPRequest(
+        url,
+        method=method,
+        headers=headers or {},
+        connect_timeout=target.timeout,
+        request_timeout=target.timeout,
+        follow_redirects=False,
+        # OPTIONS/GET carry no body; tornado insists on that being explicit for OPTIONS.
+        allow_nonstandard_methods=True,
+    )
+    try:
+        response = await AsyncHTTPClient().fetch(req, raise_error=False)
+    except HTTPClientError as exc:  # raised even so for e.g. a timeout (code 599)
+        raise FlowFailed(f"{method} {url}: {exc}") from None
+    except OSError as exc:
+        raise FlowFailed(f"{method} {url}: {exc}") from None
+    if response.code == 599:
+        raise FlowFailed(f"{method} {url}: {response.error}")
+    return Answer(response.code, response.headers, response.body or b"")
+
+
+def _json(answer: Answer, what: str) -> Any:
+    try:
+        return json.loads(answer.body)
+    except ValueError:
+        raise FlowFailed(
+            f"{what}: HTTP {answer.code} body is not JSON: {answer.body[:200]!r}"
+        ) from None
+
+
+async def history_page(target: Target, room: str, after: str | None, limit: int) -> list[Message]:
+    """One page of GET /api/rooms/{room}/messages, shape checked against docs/protocol.md."""
+    query: dict[str, str | int] = {"limit": limit}
+    if after is not None:
+        query["after"] = after
+    url = target.messages_url(room, query)
+    answer = await request(target, url)
+    what = f"GET {url}"
+    if answer.code != 200:
+        raise FlowFailed(f"{what}: expected HTTP 200, got {answer.code} {answer.body[:200]!r}")
+    body = _json(answer, what)
+    if (
+        not isinstance(body, dict)
+        or body.get("room") != room
+        or not isinstance(body.get("messages"), list)
+    ):
+        raise FlowFailed(
+            f"{what}: expected {{'room': {room!r}, 'messages': [...]}}, got {body!r:.300}"
+        )
+    for message in body["messages"]:
+        if not isinstance(message, dict) or any(k not in message for k in MESSAGE_FIELDS):
+            raise FlowFailed(f"{what}: message without the fields {MESSAGE_FIELDS}: {message!r}")
+        if message["room"] != room:
+            raise FlowFailed(f"{what}: message of another room: {message!r}")
+    messages: list[Message] = body["messages"]
+    return messages
+
+
+def page_fetcher(target: Target, room: str) -> FetchPage:
+    async def fetch(after: str | None, limit: int) -> list[Message]:
+        return await history_page(target, room, after, limit)
+
+    return fetch
