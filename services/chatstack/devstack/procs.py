@@ -1,0 +1,144 @@
+"""Child processes of the stack: one session each, output to a log file, stopped by pid.
+
+Each child gets its own session (process group) so that stopping it also stops what it
+spawned (RabbitMQ's erl_child_setup, nginx workers) and a Ctrl-C in the terminal reaches
+only the orchestrator, which then stops the children in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None if it is gone.
+
+    Stored next to a pid so that ``make stack-stop`` never signals a recycled pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may contain spaces, so split after its ')'.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+class Child:
+    """A started process with its log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_file: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_file = log_file
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.user = user
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self) -> None:
+        if self.alive():
+            raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log.info("starting %s: %s (log %s)", self.name, " ".join(self.argv), self.log_file)
+        with open(self.log_file, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                user=self.user,
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        # Never reaps: while the leader is an unreaped zombie its pgid cannot be recycled,
+        # so stop()/kill() can still signal helpers it left behind.
+        return (
+            self.proc is not None
+            and self.proc.returncode is None
+            and not _wait_exited(self.proc.pid, 0)
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the process group, SIGKILL whatever is left after ``timeout``."""
+        if self.proc is None:
+            return
+        if self.proc.returncode is not None:
+            return
+        if self.alive():
+            log.info("stopping %s (pid %s)", self.name, self.proc.pid)
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            if not _wait_exited(self.proc.pid, timeout):
+                log.warning("%s did not stop within %.0f s: killing it", self.name, timeout)
+        # The leader is a zombie now (not reaped, so its pgid cannot be recycled):
+        # kill helpers it left in the group, then reap it.
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once: a crash, not a shutdown."""
+        if self.proc is None:
+            return
+        if self.proc.returncode is not None:
+            return
+        log.info("killing %s (pid %s) with SIGKILL", self.name, self.proc.pid)
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def _wait_exited(pid: int, timeout: float) -> bool:
+    """Wait for our child ``pid`` to exit WITHOUT reaping it (it stays a zombie)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        if info is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def stop_recorded(pid: int, started: int | None, timeout: float = 20.0) -> bool:
+    """Stop a process (group) recorded by an earlier run, if it is still that same process."""
+    if started is None or start_time(pid) != started:
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if start_time(pid) != started:
+            return True
+        time.sleep(0.2)
+    _signal_group(pid, signal.SIGKILL)
+    return True
