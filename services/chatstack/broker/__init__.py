@@ -1,0 +1,1 @@
+"""Brokers: one interface (``base``), two implementations (``memory``, ``rabbitmq``)."""

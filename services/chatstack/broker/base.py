@@ -1,0 +1,84 @@
+"""What the gateway and the history service need from a message broker.
+
+Both implementations — the in-process ``memory`` broker of the embedded default and
+``rabbitmq`` — provide these, so the services and most tests do not care which one runs.
+
+Messages travel as JSON bodies (serialized once by the publisher). ``kind`` is "message"
+(durable: stored by history) or "presence" (transient).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+
+DeliveryHandler = Callable[[str, str, bytes], None]  # (kind, room, body)
+ReadyListener = Callable[[bool], None]
+StoreHandler = Callable[[list[bytes]], Awaitable[None]]
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not take the message; it was NOT accepted."""
+
+
+class _ReadyState:
+    def __init__(self) -> None:
+        self._ready = False
+        self._listeners: list[ReadyListener] = []
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def add_ready_listener(self, listener: ReadyListener) -> None:
+        self._listeners.append(listener)
+
+    def _set_ready(self, ready: bool) -> None:
+        if ready != self._ready:
+            self._ready = ready
+            for listener in list(self._listeners):
+                listener(ready)
+
+
+class GatewayBroker(_ReadyState, abc.ABC):
+    """Publishes with confirms; receives the rooms it is bound to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_delivery: DeliveryHandler = lambda kind, room, body: None
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Begin connecting; returns at once (readiness is reported via listeners)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(self, kind: str, room: str, body: bytes) -> None:
+        """Resolve once the broker has confirmed; raise BrokerUnavailable otherwise."""
+
+    @abc.abstractmethod
+    def bind(self, room: str) -> None:
+        """Start receiving ``room`` (kept across reconnects until ``unbind``)."""
+
+    @abc.abstractmethod
+    def unbind(self, room: str) -> None: ...
+
+
+class HistoryBroker(_ReadyState, abc.ABC):
+    """Delivers every chat message from a durable queue, in batches.
+
+    ``on_store`` must have committed the batch when it returns; only then are the messages
+    acknowledged to the broker. If it raises, they are delivered again later.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_store: StoreHandler | None = None
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,485 @@
+"""RabbitMQ brokers on pika's AsyncioConnection (tornado's asyncio loop, no threads).
+
+Topology (names from contract.toml [amqp]): a durable topic exchange; each gateway has its
+own exclusive, server-named queue bound per room while it has local members; history
+consumes a durable quorum queue bound to every chat message. Chat messages are persistent
+and published with confirms (and ``mandatory``, so a message no queue would keep is
+refused rather than silently lost); presence events are transient.
+
+Both brokers reconnect forever with exponential backoff and full jitter (reset after a
+session that got fully set up), restore their topology, and report not-ready meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import pika
+import pika.channel
+import pika.exceptions
+import pika.frame
+import pika.spec
+from pika.adapters.asyncio_connection import AsyncioConnection
+
+from .. import contract
+from ..config import BrokerConfig
+from .base import BrokerUnavailable, GatewayBroker, HistoryBroker
+
+log = logging.getLogger(__name__)
+
+_CONNECT_TIMEOUT_S = 15.0
+_HISTORY_PREFETCH = 200
+_STORE_RETRY_S = 1.0
+
+
+def connection_parameters(config: BrokerConfig, name: str) -> pika.ConnectionParameters:
+    ssl_options = None
+    if config.tls:
+        context = ssl.create_default_context(
+            cafile=str(config.ca_file) if config.ca_file else None
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if config.cert_file is not None and config.key_file is not None:
+            context.load_cert_chain(str(config.cert_file), str(config.key_file))
+        ssl_options = pika.SSLOptions(context, server_hostname=config.server_name)
+    return pika.ConnectionParameters(
+        host=config.host,
+        port=config.port,
+        virtual_host=config.vhost,
+        # Kept after connecting: every reconnect needs it again.
+        credentials=pika.PlainCredentials(config.user, config.password, erase_on_connect=False),
+        heartbeat=config.heartbeat_s,
+        blocked_connection_timeout=config.blocked_connection_timeout_s,
+        connection_attempts=1,
+        socket_timeout=10,
+        stack_timeout=_CONNECT_TIMEOUT_S,
+        ssl_options=ssl_options,
+        client_properties={"connection_name": name},
+    )
+
+
+def _routing_prefix(kind: str) -> str:
+    return contract.routing_key(kind, "")
+
+
+class _Session:
+    """One connection + channel; fails every waiter when it goes away."""
+
+    def __init__(self, connection: AsyncioConnection, channel: pika.channel.Channel) -> None:
+        self.connection = connection
+        self.channel = channel
+        self.waiters: set[asyncio.Future[Any]] = set()
+        self.closed = asyncio.Event()
+
+    def lost(self, reason: str) -> None:
+        for waiter in list(self.waiters):
+            if not waiter.done():
+                waiter.set_exception(BrokerUnavailable(reason))
+                waiter.exception()
+        self.waiters.clear()
+        self.closed.set()
+
+
+class _RabbitBase:
+    """Connect, set up, wait for loss, back off, again — until ``close``."""
+
+    role = "broker"
+
+    def __init__(self, config: BrokerConfig, name: str) -> None:
+        self.config = config
+        self.name = name
+        self._session: _Session | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self.reconnects = 0
+        self.on_reconnect: Callable[[], None] = lambda: None
+
+    # _set_ready comes from the GatewayBroker / HistoryBroker side of the subclasses.
+    _set_ready: Callable[[bool], None]
+
+    async def _setup(self, session: _Session) -> None:
+        raise NotImplementedError
+
+    def _lost(self, session: _Session) -> None:
+        """Subclass hook: the session is gone."""
+
+    async def start(self) -> None:
+        self._closing = False
+        self._runner = asyncio.create_task(self._run(), name=f"{self.role}-broker")
+
+    async def close(self) -> None:
+        self._closing = True
+        session = self._session
+        if session is not None and session.connection.is_open:
+            session.connection.close()
+            try:
+                await asyncio.wait_for(session.closed.wait(), 5.0)
+            except TimeoutError:
+                pass
+        if self._runner is not None:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except asyncio.CancelledError:
+                pass
+        self._set_ready(False)
+
+    async def _run(self) -> None:
+        attempt = 0
+        connected_before = False
+        while not self._closing:
+            session = None
+            try:
+                session = await self._connect()
+                await self._setup(session)
+            except Exception as exc:  # whatever went wrong, the answer is to retry later
+                log.warning(
+                    "%s broker connection failed: %s",
+                    self.role,
+                    exc or type(exc).__name__,
+                    extra={"event": "broker.connect_failed"},
+                )
+                if session is not None:
+                    self._drop(session, "setup failed")
+            else:
+                attempt = 0  # a good session resets the backoff
+                if connected_before:
+                    self.reconnects += 1
+                    self.on_reconnect()
+                connected_before = True
+                log.info(
+                    "%s broker connected to %s:%d",
+                    self.role,
+                    self.config.host,
+                    self.config.port,
+                    extra={"event": "broker.connected"},
+                )
+                self._set_ready(True)
+                await session.closed.wait()
+                self._set_ready(False)
+            if self._closing:
+                break
+            delay = random.uniform(
+                0, min(self.config.reconnect_max_s, self.config.reconnect_initial_s * 2**attempt)
+            )
+            attempt = min(attempt + 1, 30)
+            await asyncio.sleep(delay)
+
+    async def _connect(self) -> _Session:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[AsyncioConnection] = loop.create_future()
+        holder: dict[str, _Session] = {}
+
+        def on_open(connection: Any) -> None:
+            if not opened.done():
+                opened.set_result(connection)
+
+        def on_open_error(connection: Any, error: BaseException | str) -> None:
+            if not opened.done():
+                opened.set_exception(BrokerUnavailable(f"cannot connect: {error}"))
+
+        def on_close(connection: Any, reason: BaseException) -> None:
+            if not opened.done():
+                opened.set_exception(BrokerUnavailable(f"connection closed: {reason}"))
+            session = holder.get("session")
+            if session is not None:
+                self._drop(session, f"connection closed: {reason}")
+
+        connection = AsyncioConnection(
+            connection_parameters(self.config, self.name),
+            on_open_callback=on_open,
+            on_open_error_callback=on_open_error,
+            on_close_callback=on_close,
+            custom_ioloop=loop,
+        )
+        try:
+            await asyncio.wait_for(opened, _CONNECT_TIMEOUT_S)
+        except BaseException:
+            if connection.is_open:
+                connection.close()
+            raise
+
+        channel_opened: asyncio.Future[pika.channel.Channel] = loop.create_future()
+        connection.channel(on_open_callback=channel_opened.set_result)
+        try:
+            channel = await asyncio.wait_for(channel_opened, _CONNECT_TIMEOUT_S)
+        except BaseException:
+            if connection.is_open:
+                connection.close()
+            raise
+        session = _Session(connection, channel)
+        holder["session"] = session
+
+        def on_channel_closed(channel: Any, reason: BaseException) -> None:
+            # A channel error (e.g. a permission refused) leaves the connection half-useful:
+            # close it so everything is set up again on a fresh one.
+            self._drop(session, f"channel closed: {reason}")
+
+        channel.add_on_close_callback(on_channel_closed)
+        connection.add_on_connection_blocked_callback(lambda *a: self._blocked(True))
+        connection.add_on_connection_unblocked_callback(lambda *a: self._blocked(False))
+        self._session = session
+        return session
+
+    def _blocked(self, blocked: bool) -> None:
+        # The broker stops reading publishes during a memory or disk alarm: say so on /readyz
+        # and answer says with `unavailable` instead of letting them wait.
+        log.warning(
+            "broker %s publishers",
+            "blocked" if blocked else "unblocked",
+            extra={"event": "broker.blocked" if blocked else "broker.unblocked"},
+        )
+        self._set_ready(not blocked)
+
+    def _drop(self, session: _Session, reason: str) -> None:
+        if session.closed.is_set():
+            return
+        self._lost(session)
+        session.lost(reason)
+        if session.connection.is_open:
+            session.connection.close()
+        if self._session is session:
+            self._session = None
+
+    @staticmethod
+    def _rpc(session: _Session, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a pika method that takes ``callback`` and await that callback's frame."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        session.waiters.add(future)
+
+        def done(frame: Any) -> None:
+            session.waiters.discard(future)
+            if not future.done():
+                future.set_result(frame)
+
+        method(*args, callback=done, **kwargs)
+        return future
+
+    async def _declare_exchange(self, session: _Session) -> None:
+        await self._rpc(
+            session,
+            session.channel.exchange_declare,
+            exchange=contract.amqp("exchange"),
+            exchange_type=contract.amqp("exchange_type"),
+            durable=True,
+        )
+
+
+class RabbitGatewayBroker(_RabbitBase, GatewayBroker):
+    role = "gateway"
+
+    def __init__(self, config: BrokerConfig, name: str = "chat-gateway") -> None:
+        _RabbitBase.__init__(self, config, name)
+        GatewayBroker.__init__(self)
+        self._rooms: set[str] = set()
+        self._queue: str | None = None
+        self._next_tag = 0
+        self._confirms: dict[int, asyncio.Future[None]] = {}
+        self._returned: set[int] = set()
+        self._prefixes = {kind: _routing_prefix(kind) for kind in ("message", "presence")}
+
+    async def _setup(self, session: _Session) -> None:
+        channel = session.channel
+        self._next_tag = 0
+        self._confirms = {}
+        self._returned = set()
+        await self._rpc(session, channel.confirm_delivery, ack_nack_callback=self._on_confirm)
+        channel.add_on_return_callback(self._on_return)
+        await self._declare_exchange(session)
+        # Server-named, exclusive, auto-delete: gone with the connection (RabbitMQ 4.3 refuses
+        # transient non-exclusive queues), and a new one is bound on reconnect.
+        declared = await self._rpc(
+            session, channel.queue_declare, queue="", exclusive=True, auto_delete=True
+        )
+        self._queue = declared.method.queue
+        await asyncio.gather(*(self._bind(session, room) for room in sorted(self._rooms)))
+        await self._rpc(
+            session,
+            channel.basic_consume,
+            queue=self._queue,
+            on_message_callback=self._on_message,
+            auto_ack=True,
+        )
+
+    def _lost(self, session: _Session) -> None:
+        for future in self._confirms.values():
+            if not future.done():
+                future.set_exception(BrokerUnavailable("connection lost before the confirm"))
+                future.exception()
+        self._confirms = {}
+
+    def _keys(self, room: str) -> list[str]:
+        return [contract.routing_key(kind, room) for kind in ("message", "presence")]
+
+    def _bind(self, session: _Session, room: str) -> Any:
+        return asyncio.gather(
+            *(
+                self._rpc(
+                    session,
+                    session.channel.queue_bind,
+                    queue=self._queue,
+                    exchange=contract.amqp("exchange"),
+                    routing_key=key,
+                )
+                for key in self._keys(room)
+            )
+        )
+
+    def bind(self, room: str) -> None:
+        self._rooms.add(room)
+        session = self._session
+        if session is not None and self.ready and self._queue is not None:
+            # Not awaited: frames on a channel are processed in order, so a publish sent
+            # after this reaches the queue only once the binding exists.
+            for key in self._keys(room):
+                session.channel.queue_bind(
+                    queue=self._queue, exchange=contract.amqp("exchange"), routing_key=key
+                )
+
+    def unbind(self, room: str) -> None:
+        self._rooms.discard(room)
+        session = self._session
+        if session is not None and self.ready and self._queue is not None:
+            for key in self._keys(room):
+                session.channel.queue_unbind(
+                    queue=self._queue, exchange=contract.amqp("exchange"), routing_key=key
+                )
+
+    async def publish(self, kind: str, room: str, body: bytes) -> None:
+        session = self._session
+        if session is None or not self.ready:
+            raise BrokerUnavailable("not connected to the broker")
+        self._next_tag += 1
+        tag = self._next_tag
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirms[tag] = confirmed
+        durable = kind == "message"
+        try:
+            session.channel.basic_publish(
+                exchange=contract.amqp("exchange"),
+                routing_key=contract.routing_key(kind, room),
+                body=body,
+                properties=pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent
+                    if durable
+                    else pika.DeliveryMode.Transient,
+                    type=kind,
+                    # Lets a basic.return be matched with the confirm that follows it.
+                    correlation_id=str(tag),
+                ),
+                mandatory=durable,
+            )
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self._confirms.pop(tag, None)
+            raise BrokerUnavailable(f"publish failed: {exc}") from None
+        await confirmed
+
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
+        method = frame.method
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        tag = method.delivery_tag
+        tags = [t for t in self._confirms if t <= tag] if method.multiple else [tag]
+        for t in tags:
+            future = self._confirms.pop(t, None)
+            if future is None or future.done():
+                continue
+            if acked and t not in self._returned:
+                future.set_result(None)
+            else:
+                reason = "nacked by the broker" if not acked else "no queue accepted it"
+                future.set_exception(BrokerUnavailable(reason))
+                future.exception()
+            self._returned.discard(t)
+
+    def _on_return(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        log.error(
+            "broker returned an unroutable message (%s)",
+            method.reply_text,
+            extra={"event": "publish.returned"},
+        )
+        if properties.correlation_id and properties.correlation_id.isdigit():
+            self._returned.add(int(properties.correlation_id))
+
+    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        key = method.routing_key
+        for kind, prefix in self._prefixes.items():
+            if key.startswith(prefix):
+                self.on_delivery(kind, key[len(prefix) :], body)
+                return
+        log.error("unexpected routing key %s", key, extra={"event": "broker.unexpected_key"})
+
+
+class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
+    role = "history"
+
+    def __init__(self, config: BrokerConfig, name: str = "chat-history") -> None:
+        _RabbitBase.__init__(self, config, name)
+        HistoryBroker.__init__(self)
+        self._batch: list[tuple[int, bytes]] = []
+        self._flushing = False
+
+    async def _setup(self, session: _Session) -> None:
+        channel = session.channel
+        queue = contract.amqp("history_queue")
+        await self._declare_exchange(session)
+        await self._rpc(
+            session,
+            channel.queue_declare,
+            queue=queue,
+            durable=True,
+            arguments={"x-queue-type": contract.amqp("history_queue_type")},
+        )
+        await self._rpc(
+            session,
+            channel.queue_bind,
+            queue=queue,
+            exchange=contract.amqp("exchange"),
+            routing_key=contract.amqp("history_binding_key"),
+        )
+        await self._rpc(session, channel.basic_qos, prefetch_count=_HISTORY_PREFETCH)
+        self._batch = []
+        await self._rpc(
+            session,
+            channel.basic_consume,
+            queue=queue,
+            on_message_callback=self._on_message,
+            auto_ack=False,
+        )
+
+    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self._batch.append((method.delivery_tag, body))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush(self._session))
+
+    async def _flush(self, session: _Session | None) -> None:
+        try:
+            while self._batch and session is not None and self._session is session:
+                batch, self._batch = self._batch, []
+                last_tag = batch[-1][0]
+                assert self.on_store is not None
+                try:
+                    await self.on_store([body for _, body in batch])
+                except Exception:
+                    log.exception(
+                        "storing %d message(s) failed; they will be delivered again",
+                        len(batch),
+                        extra={"event": "history.store_failed"},
+                    )
+                    await asyncio.sleep(_STORE_RETRY_S)
+                    if self._session is session and session.channel.is_open:
+                        session.channel.basic_nack(last_tag, multiple=True, requeue=True)
+                    continue
+                # Deliveries on a channel arrive in tag order and are stored in that order,
+                # so one multiple-ack settles the whole batch. After a reconnect the tags
+                # belong to a dead channel: the broker redelivers and the store dedupes.
+                if self._session is session and session.channel.is_open:
+                    session.channel.basic_ack(last_tag, multiple=True)
+        finally:
+            self._flushing = False

@@ -1,0 +1,1 @@
+"""Console entry points: chat-gateway, chat-history, chatstack."""

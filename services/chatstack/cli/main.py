@@ -1,0 +1,76 @@
+"""chatstack: the embedded default and operator helpers.
+
+  chatstack serve          gateway + history + in-memory broker + the browser client, one port
+  chatstack check-config   load a service's config and report the first problem (exit 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from ..broker.memory import MemoryHub
+from ..config import Config
+from ..gateway.core import Gateway
+from ..history.service import HistoryService
+from ..history.store import HistoryStore
+from ..metrics import Metrics
+from ..runtime import listen, serve_until_signal
+from ..web.app import make_embedded_app
+from .common import config_argument, load_or_exit, run
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config: Config) -> None:
+    metrics = Metrics(config.statsd)
+    hub = MemoryHub()
+    gateway = Gateway(config, hub.gateway(), metrics)
+    history = HistoryService(HistoryStore(config.history_database), hub.history(), metrics)
+    app = make_embedded_app(config, gateway, history, metrics)
+    server = listen(app, config.http.host, config.http.port, config.http.xheaders)
+    await history.start()
+    await gateway.start()
+    url = f"http://{config.http.host}:{config.http.port}/"
+    log.info(
+        "chatstack serving the chat on %s (history in %s)",
+        url,
+        config.history_database,
+        extra={"event": "listening", "url": url},
+    )
+
+    async def drain(timeout: float) -> None:
+        await gateway.drain(timeout)
+        await history.close()
+
+    await serve_until_signal([server], drain, config.http.shutdown_timeout_s)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="chatstack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the embedded default")
+    config_argument(serve_parser)
+    serve_parser.add_argument("--host", help="listen address (overrides http.host)")
+    serve_parser.add_argument("--port", help="listen port (overrides http.port)")
+    check = commands.add_parser("check-config", help="check a service config and exit")
+    check.add_argument("role", choices=("gateway", "history", "serve"))
+    config_argument(check)
+    args = parser.parse_args(argv)
+
+    environ = dict(os.environ)
+    if args.command == "check-config":
+        config = load_or_exit(args.role, args.config, environ)
+        print(f"{args.role} config OK ({config.source or 'defaults'})")  # noqa: T201
+        return
+    # Flags are single-key overrides, checked like any other value.
+    if args.host is not None:
+        environ["CHATSTACK_HTTP__HOST"] = args.host
+    if args.port is not None:
+        environ["CHATSTACK_HTTP__PORT"] = args.port
+    config = load_or_exit("serve", args.config, environ)
+    print(f"chatstack: open http://{config.http.host}:{config.http.port}/ in two browser tabs"  # noqa: T201
+          " (Ctrl-C stops)", flush=True)
+    run(config, serve)

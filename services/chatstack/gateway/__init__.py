@@ -1,0 +1,1 @@
+"""chat-gateway: websocket sessions, local room membership, publish and fan-out."""

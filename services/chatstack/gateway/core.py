@@ -1,0 +1,126 @@
+"""The gateway of one process: sessions, rooms, publishing and fan-out.
+
+Owned by the tornado application (no module or class-level state), so several gateways can
+run in one process — the tests run two of them against one broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import contract, protocol
+from ..broker.base import GatewayBroker
+from ..config import Config
+from ..ids import IdGenerator
+from ..metrics import Metrics
+from .idempotency import IdempotencyCache
+from .rooms import Rooms
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        broker: GatewayBroker,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.instance = config.instance
+        self.limits = config.limits
+        self.broker = broker
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.rules = protocol.Rules.from_contract(config.limits.max_text_bytes)
+        self.rooms = Rooms(broker)
+        self.idempotency = IdempotencyCache(config.gateway.idempotency_ttl_s)
+        self.ids = IdGenerator(clock)
+        self.sessions: set[Any] = set()
+        self.draining = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        broker.on_delivery = self.deliver
+        broker.add_ready_listener(self._ready_changed)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.metrics.gauge("gateway.ready", 0)
+        await self.broker.start()
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking frames, tell every client to reconnect elsewhere, finish publishes."""
+        self.draining = True
+        code = protocol_close_code("close_service_restart")
+        for session in list(self.sessions):
+            session.close(code, "server restarting, reconnect")
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        await self.broker.close()
+
+    def _ready_changed(self, ready: bool) -> None:
+        self.metrics.gauge("gateway.ready", 1 if ready else 0)
+        if ready:
+            log.info("broker ready", extra={"event": "broker.ready"})
+        else:
+            log.warning("broker not ready", extra={"event": "broker.not_ready"})
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a per-frame coroutine, tracked so SIGTERM can wait for it."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- origin check --------------------------------------------------------------------------
+
+    def origin_allowed(self, origin: str, host: str) -> bool:
+        origin = origin.strip().lower().rstrip("/")
+        allowed = self.config.gateway.allowed_origins
+        if allowed:
+            return origin in allowed
+        # Same origin: the Origin's host[:port] is the Host the request was sent to.
+        return urlsplit(origin).netloc == host.lower() and origin.startswith(("http", "https"))
+
+    # --- from the broker -----------------------------------------------------------------------
+
+    def deliver(self, kind: str, room: str, body: bytes) -> None:
+        try:
+            payload = json.loads(body)
+            if kind == "message":
+                frame = self._message_frame(room, payload)
+            elif kind == "presence":
+                frame = protocol.presence(room, payload["nick"], payload["event"])
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "dropping malformed broker message: %s", exc, extra={"event": "broker.malformed"}
+            )
+            return
+        if frame is None:
+            return
+        delivered = self.rooms.fan_out(room, frame)
+        if kind == "message" and delivered:
+            self.metrics.incr("gateway.messages.delivered", delivered)
+
+    def _message_frame(self, room: str, payload: dict[str, Any]) -> str | None:
+        key = (room, payload["nick"], payload["client_msg_id"])
+        entry = self.idempotency.get(key)
+        if entry is None:
+            self.idempotency.remember(key, payload["id"], payload["ts"])
+        elif entry.message_id != payload["id"]:
+            # A retry said again through another gateway: members here already have it.
+            return None
+        return protocol.message(room, payload["id"], payload["nick"], payload["text"], payload["ts"])
+
+
+def protocol_close_code(name: str) -> int:
+    return int(contract.section("protocol")[name])

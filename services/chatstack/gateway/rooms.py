@@ -1,0 +1,50 @@
+"""Which local sessions are in which room; the broker is bound to exactly those rooms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from ..broker.base import GatewayBroker
+
+
+class Member(Protocol):
+    def send(self, text: str) -> None: ...
+
+
+class Rooms:
+    def __init__(self, broker: GatewayBroker) -> None:
+        self._broker = broker
+        self._members: dict[str, dict[Member, None]] = {}  # insertion-ordered set
+
+    def add(self, room: str, member: Member) -> None:
+        members = self._members.get(room)
+        if members is None:
+            members = self._members[room] = {}
+            self._broker.bind(room)
+        members[member] = None
+
+    def remove(self, room: str, member: Member) -> None:
+        members = self._members.get(room)
+        if members is None:
+            return
+        members.pop(member, None)
+        if not members:
+            del self._members[room]
+            self._broker.unbind(room)
+
+    def members(self, room: str) -> Iterable[Member]:
+        return self._members.get(room, {}).keys()
+
+    def fan_out(self, room: str, text: str) -> int:
+        """Write one serialized frame to every local member; returns how many."""
+        members = self._members.get(room)
+        if not members:
+            return 0
+        # A copy: a failed write may remove its member from this very dict.
+        for member in list(members):
+            member.send(text)
+        return len(members)
+
+    def __len__(self) -> int:
+        return len(self._members)

@@ -1,0 +1,217 @@
+"""One websocket connection: rate limit, parse, join/leave/say, errors, abuse.
+
+Frames are handled synchronously in the order they arrive; only a say waits (for the
+broker's confirm), and it does so in its own task, so one slow publish never delays the
+next frame of the same or another client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Protocol as TypingProtocol
+
+from .. import protocol
+from ..broker.base import BrokerUnavailable
+from ..ratelimit import AbuseMeter, TokenBucket
+from .core import Gateway, protocol_close_code
+from .idempotency import Entry
+
+log = logging.getLogger(__name__)
+
+
+class Transport(TypingProtocol):
+    """What a session needs from its websocket (tornado's handler in production)."""
+
+    def send_text(self, text: str) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Session:
+    def __init__(self, gateway: Gateway, transport: Transport) -> None:
+        self.gateway = gateway
+        self.transport = transport
+        self.conn = "c" + secrets.token_hex(6)
+        self.rooms: dict[str, str] = {}  # room -> nick
+        limits = gateway.limits
+        self.bucket = TokenBucket(limits.rate_per_s, limits.burst)
+        self.abuse = AbuseMeter(limits.max_errors, limits.abuse_window_s)
+        self.closed = False
+        gateway.sessions.add(self)
+        gateway.metrics.gauge("gateway.connections", len(gateway.sessions))
+        self.send(protocol.welcome(self.conn, gateway.instance, limits.announced()))
+        log.debug("connected", extra={"event": "ws.open", "conn": self.conn})
+
+    # --- output --------------------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        if not self.closed:
+            self.transport.send_text(text)
+
+    def error(self, code: str, detail: str, room: str | None = None) -> None:
+        self.gateway.metrics.incr("gateway.errors.{code}", code=code)
+        log.info(
+            "refused frame: %s",
+            code,
+            extra={"event": "ws.error", "conn": self.conn, "room": room, "code": code},
+        )
+        self.send(protocol.error(code, detail))
+        if self.abuse.record() and not self.closed:
+            self.gateway.metrics.incr("gateway.closed.policy")
+            log.warning(
+                "closing abusive connection",
+                extra={"event": "ws.policy_close", "conn": self.conn},
+            )
+            self.close(protocol_close_code("close_policy_violation"), "too many invalid frames")
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.transport.close(code, reason)
+            self.disconnected()
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def handle(self, raw: str | bytes) -> None:
+        if self.closed:
+            return
+        if not self.bucket.take():
+            self.error("rate_limited", f"at most {self.gateway.limits.rate_per_s} frames/s")
+            return
+        try:
+            frame = protocol.parse_client_frame(raw, self.gateway.rules)
+        except protocol.ProtocolError as exc:
+            self.error(exc.code, exc.detail)
+            return
+        if isinstance(frame, protocol.Join):
+            self._join(frame)
+        elif isinstance(frame, protocol.Leave):
+            self._leave(frame.room)
+        else:
+            self._say(frame)
+
+    def _join(self, frame: protocol.Join) -> None:
+        gateway = self.gateway
+        previous = self.rooms.get(frame.room)
+        if previous is None and len(self.rooms) >= gateway.limits.max_rooms:
+            self.error("too_many_rooms", f"at most {gateway.limits.max_rooms} rooms", frame.room)
+            return
+        if not gateway.broker.ready:
+            self.error("unavailable", "the message broker is not reachable; join again later")
+            return
+        if previous == frame.nick:
+            # Joined already: answer as a fresh join would, without telling the room twice.
+            self.send(protocol.presence(frame.room, frame.nick, "join"))
+            return
+        if previous is not None:
+            self._publish_presence(frame.room, previous, "leave")
+        self.rooms[frame.room] = frame.nick
+        gateway.rooms.add(frame.room, self)
+        self._publish_presence(frame.room, frame.nick, "join")
+
+    def _leave(self, room: str) -> None:
+        nick = self.rooms.pop(room, None)
+        if nick is None:
+            self.error("not_joined", f"not in room {room}", room)
+            return
+        self.gateway.rooms.remove(room, self)
+        self._publish_presence(room, nick, "leave")
+        # The room no longer delivers to us, so confirm the leave directly.
+        self.send(protocol.presence(room, nick, "leave"))
+
+    def _publish_presence(self, room: str, nick: str, event: str) -> None:
+        body = json.dumps({"nick": nick, "event": event}).encode()
+
+        async def publish() -> None:
+            try:
+                await self.gateway.broker.publish("presence", room, body)
+            except BrokerUnavailable:
+                log.debug("presence lost", extra={"event": "presence.lost", "room": room})
+
+        self.gateway.spawn(publish())
+
+    def _say(self, frame: protocol.Say) -> None:
+        nick = self.rooms.get(frame.room)
+        if nick is None:
+            self.error("not_joined", f"join {frame.room} before saying something", frame.room)
+            return
+        self.gateway.spawn(self._publish_say(frame, nick))
+
+    async def _publish_say(self, frame: protocol.Say, nick: str) -> None:
+        gateway = self.gateway
+        key = (frame.room, nick, frame.client_msg_id)
+        entry = gateway.idempotency.get(key)
+        if entry is not None:
+            if entry.confirmed is not None:
+                try:
+                    await asyncio.shield(entry.confirmed)
+                except BrokerUnavailable:
+                    self.error("unavailable", "the message was not accepted; retry", frame.room)
+                    return
+            gateway.metrics.incr("gateway.messages.duplicates")
+            self.send(protocol.ack(frame.client_msg_id, entry.message_id))
+            return
+        if not gateway.broker.ready:
+            self.error("unavailable", "the message broker is not reachable; retry", frame.room)
+            return
+
+        message_id, ts = gateway.ids.new()
+        body = json.dumps(
+            {
+                "id": message_id,
+                "room": frame.room,
+                "nick": nick,
+                "text": frame.text,
+                "ts": ts,
+                "client_msg_id": frame.client_msg_id,
+            },
+            ensure_ascii=False,
+        ).encode()
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = Entry(message_id, ts, 0.0, confirmed)
+        gateway.idempotency.put(key, entry)
+        entry.expires = time.monotonic() + gateway.config.gateway.idempotency_ttl_s
+        gateway.metrics.incr("gateway.messages.received")
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(
+                gateway.broker.publish("message", frame.room, body),
+                gateway.config.broker.publish_timeout_s,
+            )
+        except (BrokerUnavailable, TimeoutError) as exc:
+            if gateway.idempotency.get(key) is entry:
+                gateway.idempotency.forget(key)
+            confirmed.set_exception(BrokerUnavailable(str(exc)))
+            confirmed.exception()  # retrieved: waiting retries get it, nobody else must
+            gateway.metrics.incr("gateway.publish.errors")
+            log.warning(
+                "publish failed: %s",
+                exc or type(exc).__name__,
+                extra={"event": "publish.failed", "conn": self.conn, "room": frame.room},
+            )
+            self.error("unavailable", "the message was not accepted; retry", frame.room)
+            return
+        entry.confirmed = None
+        confirmed.set_result(None)
+        gateway.metrics.timing("gateway.publish.confirm_ms", (time.monotonic() - started) * 1000)
+        gateway.metrics.incr("gateway.messages.published")
+        self.send(protocol.ack(frame.client_msg_id, message_id))
+
+    # --- end -----------------------------------------------------------------------------------
+
+    def disconnected(self) -> None:
+        """The socket is gone (closed by either side): leave every room."""
+        if self.closed:
+            return
+        self.closed = True
+        gateway = self.gateway
+        for room, nick in self.rooms.items():
+            gateway.rooms.remove(room, self)
+            self._publish_presence(room, nick, "leave")
+        self.rooms.clear()
+        gateway.sessions.discard(self)
+        gateway.metrics.gauge("gateway.connections", len(gateway.sessions))
+        log.debug("disconnected", extra={"event": "ws.close", "conn": self.conn})

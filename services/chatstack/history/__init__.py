@@ -1,0 +1,1 @@
+"""chat-history: stores every chat message and serves it back in id order."""

@@ -1,0 +1,59 @@
+"""GET /api/rooms/{room}/messages?after=<id>&limit=<n> (docs/protocol.md, "History API")."""
+
+from __future__ import annotations
+
+import re
+
+import tornado.web
+
+from .. import contract, ids
+from ..metrics import Metrics
+from .store import HistoryStore
+
+
+def messages_route() -> str:
+    """The tornado URL pattern of the contract's messages route."""
+    prefix, _, suffix = contract.route("messages").partition("{room}")
+    return re.escape(prefix) + "([^/]+)" + re.escape(suffix)
+
+
+class MessagesHandler(tornado.web.RequestHandler):
+    def initialize(self, store: HistoryStore, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        protocol = contract.section("protocol")
+        self.room_pattern = re.compile(protocol["room_pattern"])
+        self.limit_default = int(protocol["page_limit_default"])
+        self.limit_max = int(protocol["page_limit_max"])
+
+    def _refuse(self, code: str, detail: str) -> None:
+        self.set_status(400)
+        self.write({"error": {"code": code, "detail": detail}})
+
+    def get(self, room: str) -> None:
+        self.metrics.incr("history.api.requests")
+        self.set_header("Cache-Control", "no-store")
+        if not self.room_pattern.fullmatch(room):
+            return self._refuse("bad_room", f"room must match {self.room_pattern.pattern}")
+        after = self.get_query_argument("after", None)
+        if after is not None:
+            after = after.upper()
+            if not ids.is_id_prefix(after):
+                return self._refuse(
+                    "bad_after", "after must be up to 26 characters of the id alphabet"
+                )
+        limit_text = self.get_query_argument("limit", None)
+        limit = self.limit_default
+        if limit_text is not None:
+            if not limit_text.isdigit() or not 1 <= int(limit_text) <= self.limit_max:
+                return self._refuse("bad_limit", f"limit must be 1 to {self.limit_max}")
+            limit = int(limit_text)
+        if not self.store.is_open:
+            self.set_status(503)
+            self.write({"error": {"code": "unavailable", "detail": "history store not open"}})
+            return
+        if after is None:
+            messages = self.store.latest(room, limit)
+        else:
+            messages = self.store.after(room, after, limit)
+        self.write({"room": room, "messages": [m.as_json() for m in messages]})

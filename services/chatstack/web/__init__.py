@@ -1,0 +1,1 @@
+"""HTTP handlers shared by the services: health, readiness, the static client."""

@@ -1,0 +1,96 @@
+"""Builds the tornado applications of each role from their parts (no global state)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+
+from .. import contract
+from ..config import Config
+from ..gateway.core import Gateway
+from ..gateway.handler import ChatSocketHandler
+from ..history.api import MessagesHandler, messages_route
+from ..history.service import HistoryService
+from ..metrics import Metrics
+from .health import HealthHandler, ReadyHandler
+
+
+def client_dir(config: Config) -> Path:
+    """The static browser client: configured, else the copy shipped in the package."""
+    if config.http.static_dir is not None:
+        return config.http.static_dir
+    return Path(str(resources.files("chatstack").joinpath("chat_client_demo")))
+
+
+class ClientHandler(tornado.web.StaticFileHandler):
+    def set_extra_headers(self, path: str) -> None:
+        # The embedded server is the whole origin: send what nginx sends in production.
+        for name, value in contract.section("proxy")["headers"].items():
+            self.set_header(name, value)
+        self.set_header("Cache-Control", "no-cache")
+
+
+def _settings(config: Config) -> dict[str, Any]:
+    return {
+        "websocket_ping_interval": config.gateway.ping_interval_s,
+        "websocket_ping_timeout": config.gateway.ping_timeout_s,
+        "websocket_max_message_size": config.limits.max_frame_bytes,
+        "compress_response": False,
+        "debug": False,
+    }
+
+
+def _gateway_routes(gateway: Gateway) -> list[Any]:
+    return [(contract.route("websocket"), ChatSocketHandler, {"gateway": gateway})]
+
+
+def _history_routes(history: HistoryService, metrics: Metrics) -> list[Any]:
+    return [(messages_route(), MessagesHandler, {"store": history.store, "metrics": metrics})]
+
+
+def _health_routes(instance: str, checks: dict[str, Any]) -> list[Any]:
+    return [
+        (contract.route("healthz"), HealthHandler, {"instance": instance}),
+        (contract.route("readyz"), ReadyHandler, {"instance": instance, "checks": checks}),
+    ]
+
+
+def make_gateway_app(config: Config, gateway: Gateway) -> tornado.web.Application:
+    checks = {"broker": lambda: gateway.broker.ready}
+    routes = _gateway_routes(gateway) + _health_routes(config.instance, checks)
+    return tornado.web.Application(routes, **_settings(config))
+
+
+def make_history_app(
+    config: Config, history: HistoryService, metrics: Metrics
+) -> tornado.web.Application:
+    checks = {"broker": lambda: history.broker.ready, "store": lambda: history.store.is_open}
+    routes = _history_routes(history, metrics) + _health_routes(config.instance, checks)
+    return tornado.web.Application(routes, **_settings(config))
+
+
+def make_embedded_app(
+    config: Config, gateway: Gateway, history: HistoryService, metrics: Metrics
+) -> tornado.web.Application:
+    """Everything on one port: what nginx assembles from several processes in production."""
+    checks = {
+        "broker": lambda: gateway.broker.ready and history.broker.ready,
+        "store": lambda: history.store.is_open,
+    }
+    static = client_dir(config)
+    routes = (
+        _gateway_routes(gateway)
+        + _history_routes(history, metrics)
+        + _health_routes(config.instance, checks)
+        + [
+            (
+                r"/(.*)",
+                ClientHandler,
+                {"path": str(static), "default_filename": "index.html"},
+            )
+        ]
+    )
+    return tornado.web.Application(routes, **_settings(config))

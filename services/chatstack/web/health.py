@@ -1,0 +1,39 @@
+"""/healthz (the process answers) and /readyz (it can do its job right now)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tornado.web
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    def initialize(self, instance: str) -> None:
+        self.instance = instance
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.write({"status": "ok", "instance": self.instance})
+
+
+class ReadyHandler(tornado.web.RequestHandler):
+    """Ready when every check passes; 503 names the ones that do not."""
+
+    def initialize(self, instance: str, checks: dict[str, Callable[[], bool]]) -> None:
+        self.instance = instance
+        self.checks = checks
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        failing = sorted(name for name, check in self.checks.items() if not check())
+        if failing:
+            self.set_status(503)
+            self.write(
+                {
+                    "status": "not ready",
+                    "instance": self.instance,
+                    "reason": ", ".join(f"{name} not ready" for name in failing),
+                }
+            )
+        else:
+            self.write({"status": "ready", "instance": self.instance})
