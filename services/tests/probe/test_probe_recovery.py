@@ -1,0 +1,216 @@
+"""chatstack.probe.recovery: ULID floor ids, paging and dedupe, and the recovery guarantee.
+
+The guarantee (docs/protocol.md, "Recovery"): a client that saw every message up to some
+point, on gateways whose clocks differ by up to 2 s, gets exactly the ones it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import assume, find, given
+from hypothesis import strategies as st
+
+from chatstack import contract, ids
+from chatstack.probe.recovery import (
+    ALPHABET,
+    MAX_TIME_MS,
+    RecoveryError,
+    RoomLog,
+    check_page,
+    fetch_after,
+    floor_id,
+    id_time_ms,
+    is_id,
+    recover,
+    recovery_floor,
+)
+
+OVERLAP_MS = int(contract.section("protocol")["recovery_overlap_ms"])
+# docs/protocol.md: gateway clocks that differ by up to 2 s are supported.
+MAX_SKEW_MS = 2000
+
+times = st.integers(min_value=0, max_value=MAX_TIME_MS)
+randomness = st.integers(min_value=0, max_value=(1 << 80) - 1)
+
+
+def make_id(ms: int, rand: int) -> str:
+    return ids.encode(ms, rand)
+
+
+class Store:
+    """History as the API promises it: ``after`` exclusive, id order, ``limit`` per page."""
+
+    def __init__(self, messages: list[dict[str, Any]]) -> None:
+        self.messages = sorted(messages, key=lambda m: m["id"])
+        self.calls: list[tuple[str | None, int]] = []
+
+    async def fetch_page(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+        self.calls.append((after, limit))
+        if after is None:
+            return self.messages[-limit:]
+        return [m for m in self.messages if m["id"] > after][:limit]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# -- ids ---------------------------------------------------------------------------------
+
+
+@given(times)
+def test_floor_id_round_trips_its_time(ms: int) -> None:
+    floor = floor_id(ms)
+    assert is_id(floor)
+    assert id_time_ms(floor) == ms
+    assert floor.endswith("0" * 16)
+
+
+@given(times, randomness)
+def test_agrees_with_the_services_ids(ms: int, rand: int) -> None:
+    message_id = make_id(ms, rand)
+    assert id_time_ms(message_id) == ids.id_time_ms(message_id) == ms
+    assert floor_id(ms) == ids.floor_id(ms)
+
+
+@given(times, randomness, times)
+def test_floor_splits_ids_by_time(ms: int, rand: int, t: int) -> None:
+    # Every id of millisecond t or later sorts at or above floor_id(t), every earlier one below.
+    assert (make_id(ms, rand) >= floor_id(t)) == (ms >= t)
+
+
+def test_floor_clamps_to_the_ulid_range() -> None:
+    assert floor_id(-5) == "0" * 26
+    assert floor_id(MAX_TIME_MS + 10) == floor_id(MAX_TIME_MS) == "7" + "Z" * 9 + "0" * 16
+
+
+def test_recovery_floor_goes_back_by_the_overlap() -> None:
+    newest = make_id(1_764_470_400_123, 12345)
+    assert id_time_ms(recovery_floor(newest, OVERLAP_MS)) == 1_764_470_400_123 - OVERLAP_MS
+
+
+@pytest.mark.parametrize("bad", ["", "0123", "0I23456789", "01234567u9ABCDEFGHJKMNPQRS"])
+def test_id_time_refuses_non_ids(bad: str) -> None:
+    with pytest.raises(ValueError):
+        id_time_ms(bad)
+
+
+@given(st.text(alphabet=ALPHABET + "ILOUilou", max_size=30))
+def test_is_id_is_exact(text: str) -> None:
+    assert is_id(text) == (len(text) == 26 and all(c in ALPHABET for c in text))
+
+
+# -- RoomLog -----------------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(times, st.integers(0, 3)), max_size=30))
+def test_room_log_shows_each_id_once_and_tracks_the_newest(items: list[tuple[int, int]]) -> None:
+    log = RoomLog()
+    batch = [{"id": make_id(ms, r)} for ms, r in items]
+    shown = log.add_new(batch) + log.add_new(batch)  # the second batch is all duplicates
+    shown_ids = [m["id"] for m in shown]
+    assert shown_ids == sorted(set(shown_ids))
+    assert set(shown_ids) == {m["id"] for m in batch}
+    assert log.newest == (max(shown_ids) if shown_ids else None)
+
+
+# -- paging ------------------------------------------------------------------------------
+
+
+@given(
+    st.lists(st.tuples(times, randomness), unique=True, max_size=40),
+    st.integers(min_value=1, max_value=7),
+    times,
+)
+def test_fetch_after_follows_pages_to_the_end(
+    items: list[tuple[int, int]], limit: int, after_ms: int
+) -> None:
+    store = Store([{"id": make_id(ms, r)} for ms, r in items])
+    after = floor_id(after_ms)
+    got = run(fetch_after(store.fetch_page, after, limit))
+    assert [m["id"] for m in got] == sorted(m["id"] for m in store.messages if m["id"] > after)
+    # It stops at the first short page: one call more than the full pages it read.
+    assert len(store.calls) == len(got) // limit + 1
+
+
+@pytest.mark.parametrize(
+    ("page", "after", "limit", "error"),
+    [
+        ([{"id": "01JDQ6M5X8T3K7V2C9R4N0B1ZE"}] * 2, None, 5, "not greater"),
+        ([{"id": "01JDQ6M5X8T3K7V2C9R4N0B1ZE"}], "01JDQ6M5X8T3K7V2C9R4N0B1ZE", 5, "not greater"),
+        (
+            [{"id": "01JDQ6M5X8T3K7V2C9R4N0B1ZE"}, {"id": "01JDQ6M5X8T3K7V2C9R4N0B1ZF"}],
+            None,
+            1,
+            "limit",
+        ),
+        ([{"id": "not-an-id"}], None, 5, "valid id"),
+        ([{"text": "no id"}], None, 5, "valid id"),
+    ],
+)
+def test_check_page_refuses_what_history_must_not_answer(
+    page: list[dict[str, Any]], after: str | None, limit: int, error: str
+) -> None:
+    with pytest.raises(RecoveryError, match=error):
+        check_page(page, after, limit)
+
+
+# -- the recovery guarantee --------------------------------------------------------------
+
+# A conversation: each message is said at a true time (strictly later than the previous
+# one) on a gateway whose clock is off by that gateway's skew; the client saw the first
+# `seen` messages live, then reconnected.
+conversations = st.tuples(
+    st.lists(st.integers(min_value=1, max_value=3000), min_size=1, max_size=30),  # gaps, ms
+    st.lists(st.integers(min_value=0, max_value=MAX_SKEW_MS), min_size=1, max_size=3),  # skews
+    st.data(),
+)
+
+
+def said(gaps: list[int], skews: list[int], data: st.DataObject) -> list[dict[str, Any]]:
+    now = 1_764_470_400_000
+    messages = []
+    for n, gap in enumerate(gaps):
+        now += gap
+        skew = data.draw(st.sampled_from(skews))
+        messages.append({"id": make_id(now + skew, n), "n": n})
+    return messages
+
+
+def recovered(messages: list[dict[str, Any]], seen: int, overlap_ms: int, limit: int) -> set[int]:
+    log = RoomLog()
+    log.add_new(messages[:seen])
+    shown = run(recover(Store(messages).fetch_page, log, overlap_ms, limit))
+    return {m["n"] for m in shown}
+
+
+@given(conversations, st.integers(min_value=1, max_value=5))
+def test_recovery_returns_exactly_the_missed_messages(conversation: Any, limit: int) -> None:
+    gaps, skews, data = conversation
+    messages = said(gaps, skews, data)
+    seen = data.draw(st.integers(min_value=1, max_value=len(messages)))
+    assert recovered(messages, seen, OVERLAP_MS, limit) == set(range(seen, len(messages)))
+
+
+def test_without_the_overlap_skewed_clocks_lose_messages() -> None:
+    """The property above is not vacuous: with no overlap, some conversation loses one."""
+
+    def loses_a_message(conversation: Any) -> bool:
+        gaps, skews, data = conversation
+        messages = said(gaps, skews, data)
+        seen = data.draw(st.integers(min_value=1, max_value=len(messages)))
+        assume(seen < len(messages))
+        return recovered(messages, seen, 0, 100) != set(range(seen, len(messages)))
+
+    find(conversations, loses_a_message)
+
+
+def test_recovery_without_a_newest_id_reads_the_newest_page() -> None:
+    messages = [{"id": make_id(1_000_000 + n, 0), "n": n} for n in range(10)]
+    store = Store(messages)
+    shown = run(recover(store.fetch_page, RoomLog(), OVERLAP_MS, 4))
+    assert [m["n"] for m in shown] == [6, 7, 8, 9]
+    assert store.calls == [(None, 4)]
