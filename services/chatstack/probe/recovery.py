@@ -110,15 +110,18 @@ async def fetch_after(fetch_page: FetchPage, after: str, limit: int) -> list[Mes
 
 
 async def recover(
-    fetch_page: FetchPage, log: RoomLog, overlap_ms: int, limit: int
+    fetch_page: FetchPage, log: RoomLog, resume_from: str | None, overlap_ms: int, limit: int
 ) -> list[Message]:
     """The messages a reconnecting client has not shown yet, in id order.
 
-    Without a newest id (nothing shown in the room yet) the newest page stands in, which
-    is also what a fresh page load shows.
+    ``resume_from`` is the newest id shown *before* the reconnect (``log.newest`` taken
+    then): live messages that arrive after the re-join must not move the floor forward,
+    or an absence longer than the overlap would lose everything older than that. Without
+    it (nothing shown in the room yet) the newest page stands in, as on a page load.
     """
-    if log.newest is None:
+    if resume_from is None:
         page = await fetch_page(None, limit)
         check_page(page, None, limit)
         return log.add_new(page)
-    return log.add_new(await fetch_after(fetch_page, recovery_floor(log.newest, overlap_ms), limit))
+    floor = recovery_floor(resume_from, overlap_ms)
+    return log.add_new(await fetch_after(fetch_page, floor, limit))

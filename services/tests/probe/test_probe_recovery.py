@@ -180,10 +180,24 @@ def said(gaps: list[int], skews: list[int], data: st.DataObject) -> list[dict[st
     return messages
 
 
-def recovered(messages: list[dict[str, Any]], seen: int, overlap_ms: int, limit: int) -> set[int]:
+def recovered(
+    messages: list[dict[str, Any]],
+    seen: int,
+    overlap_ms: int,
+    limit: int,
+    live: int = 0,
+    floor_from_live: bool = False,
+) -> set[int]:
+    """What a client shows after reconnecting: it saw ``messages[:seen]``, missed the
+    rest except the last ``live`` ones, which arrived live after the re-join, before
+    the recovery read history."""
     log = RoomLog()
     log.add_new(messages[:seen])
-    shown = run(recover(Store(messages).fetch_page, log, overlap_ms, limit))
+    resume_from = log.newest
+    shown = log.add_new(messages[len(messages) - live :] if live else [])
+    if floor_from_live:  # the mistake recover()'s resume_from exists to prevent
+        resume_from = log.newest
+    shown += run(recover(Store(messages).fetch_page, log, resume_from, overlap_ms, limit))
     return {m["n"] for m in shown}
 
 
@@ -193,6 +207,30 @@ def test_recovery_returns_exactly_the_missed_messages(conversation: Any, limit: 
     messages = said(gaps, skews, data)
     seen = data.draw(st.integers(min_value=1, max_value=len(messages)))
     assert recovered(messages, seen, OVERLAP_MS, limit) == set(range(seen, len(messages)))
+
+
+@given(conversations, st.integers(min_value=1, max_value=5))
+def test_live_messages_before_the_recovery_do_not_move_the_floor(
+    conversation: Any, limit: int
+) -> None:
+    gaps, skews, data = conversation
+    messages = said(gaps, skews, data)
+    seen = data.draw(st.integers(min_value=1, max_value=len(messages)))
+    live = data.draw(st.integers(min_value=0, max_value=len(messages) - seen))
+    shown = recovered(messages, seen, OVERLAP_MS, limit, live)
+    assert shown == set(range(seen, len(messages)))
+
+
+def test_a_floor_taken_after_live_messages_loses_a_long_absence() -> None:
+    """Why resume_from is the newest id from *before* the reconnect."""
+
+    def loses_a_message(conversation: Any) -> bool:
+        gaps, skews, data = conversation
+        messages = said(gaps, skews, data)
+        shown = recovered(messages, 1, OVERLAP_MS, 100, live=1, floor_from_live=True)
+        return shown != set(range(1, len(messages)))
+
+    find(conversations, loses_a_message)
 
 
 def test_without_the_overlap_skewed_clocks_lose_messages() -> None:
@@ -211,6 +249,6 @@ def test_without_the_overlap_skewed_clocks_lose_messages() -> None:
 def test_recovery_without_a_newest_id_reads_the_newest_page() -> None:
     messages = [{"id": make_id(1_000_000 + n, 0), "n": n} for n in range(10)]
     store = Store(messages)
-    shown = run(recover(store.fetch_page, RoomLog(), OVERLAP_MS, 4))
+    shown = run(recover(store.fetch_page, RoomLog(), None, OVERLAP_MS, 4))
     assert [m["n"] for m in shown] == [6, 7, 8, 9]
     assert store.calls == [(None, 4)]
