@@ -1,0 +1,214 @@
+# Helpers shared by the chatstack NixOS modules. Not a module: each module imports it with
+# `import ./lib.nix { inherit lib; }`, so every module file also works on its own.
+{ lib }:
+let
+  contract = import ../nix/contract.nix;
+
+  isIPv6 = address: lib.hasInfix ":" address;
+  ipv4Pattern = "([0-9]{1,3}\\.){3}[0-9]{1,3}";
+  ipv6Pattern = "[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*";
+in
+rec {
+  inherit contract;
+
+  # One set of sandboxing keys for every chatstack unit (systemd.exec(5)). Units add only what
+  # is theirs on top (DynamicUser, StateDirectory, LoadCredential, MemoryDenyWriteExecute for
+  # the Python services; the RabbitMQ provisioning unit runs Erlang, whose JIT needs W+X pages).
+  hardening = {
+    AmbientCapabilities = "";
+    CapabilityBoundingSet = "";
+    DevicePolicy = "closed";
+    LockPersonality = true;
+    NoNewPrivileges = true;
+    PrivateDevices = true;
+    PrivateMounts = true;
+    PrivateTmp = true;
+    PrivateUsers = true;
+    ProcSubset = "pid";
+    ProtectClock = true;
+    ProtectControlGroups = true;
+    ProtectHome = true;
+    ProtectHostname = true;
+    ProtectKernelLogs = true;
+    ProtectKernelModules = true;
+    ProtectKernelTunables = true;
+    ProtectProc = "invisible";
+    ProtectSystem = "strict";
+    RemoveIPC = true;
+    RestrictAddressFamilies = [
+      "AF_INET"
+      "AF_INET6"
+      "AF_UNIX"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    SystemCallArchitectures = "native";
+    SystemCallErrorNumber = "EPERM";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+    ];
+    UMask = "0077";
+  };
+
+  # The *File options of a service that talks AMQPS to RabbitMQ (gateway, history).
+  amqpFileOptions = service: {
+    amqpPasswordFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.externalPath;
+      default = null;
+      example = "/run/agenix/amqp-${service}-password";
+      description = ''
+        File holding the service's RabbitMQ password (a trailing newline is ignored), read by
+        systemd and handed to the service with `LoadCredential`. Must be outside the Nix store.
+      '';
+    };
+
+    amqpCaFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      example = "/run/agenix/amqp-ca-cert";
+      description = "CA certificate that signed the broker's certificate (verified, hostname checked).";
+    };
+
+    amqpClientCertFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      description = "Client certificate presented to the broker (mutual TLS); needs `amqpClientKeyFile`.";
+    };
+
+    amqpClientKeyFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.externalPath;
+      default = null;
+      description = "Private key of `amqpClientCertFile`; must be outside the Nix store.";
+    };
+  };
+
+  # Credential id -> file for `LoadCredential`, and the settings naming those ids: the
+  # services resolve a relative *_file against $CREDENTIALS_DIRECTORY (docs/configuration.md).
+  amqpCredentials =
+    cfg:
+    lib.filterAttrs (_: file: file != null) {
+      amqp-password = cfg.amqpPasswordFile;
+      amqp-ca = cfg.amqpCaFile;
+      amqp-client-cert = cfg.amqpClientCertFile;
+      amqp-client-key = cfg.amqpClientKeyFile;
+    };
+
+  amqpFileSettings =
+    cfg:
+    lib.optionalAttrs (cfg.amqpPasswordFile != null) { password_file = "amqp-password"; }
+    // lib.optionalAttrs (cfg.amqpCaFile != null) { ca_file = "amqp-ca"; }
+    // lib.optionalAttrs (cfg.amqpClientCertFile != null) { cert_file = "amqp-client-cert"; }
+    // lib.optionalAttrs (cfg.amqpClientKeyFile != null) { key_file = "amqp-client-key"; };
+
+  amqpFileAssertions = option: cfg: [
+    {
+      assertion = cfg.amqpPasswordFile != null && cfg.amqpCaFile != null;
+      message = "${option}: amqpPasswordFile and amqpCaFile must be set (the service talks AMQPS to RabbitMQ).";
+    }
+    {
+      assertion = (cfg.amqpClientCertFile == null) == (cfg.amqpClientKeyFile == null);
+      message = "${option}: set amqpClientCertFile and amqpClientKeyFile together or not at all.";
+    }
+  ];
+
+  # `openFirewall` plus the sources it is limited to, for a service listening on a port.
+  firewallOptions = clients: {
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Open the service's port(s) in the firewall: to the addresses in `allowedSources` if
+        any, else to everyone.
+      '';
+    };
+
+    allowedSources = lib.mkOption {
+      type = lib.types.listOf ipAddress;
+      default = [ ];
+      example = [ "10.0.0.10" ];
+      description = "Addresses (${clients}) allowed to connect when `openFirewall` is set.";
+    };
+  };
+
+  # The unit of a chatstack Python service: hardened, credentials loaded, config in the store.
+  pythonService =
+    {
+      name,
+      description,
+      program,
+      configFile,
+      credentials,
+      shutdownTimeout,
+    }:
+    {
+      inherit description;
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      # A changed secret *path* restarts the unit; hosts add the age files for new contents.
+      restartTriggers = lib.attrValues credentials;
+      # JSON log lines reach the journal as they are written, not when a buffer fills.
+      environment.PYTHONUNBUFFERED = "1";
+      serviceConfig = hardening // {
+        Type = "exec";
+        ExecStart = "${program} --config ${configFile}";
+        DynamicUser = true;
+        LoadCredential = lib.mapAttrsToList (id: file: "${id}:${file}") credentials;
+        MemoryDenyWriteExecute = true;
+        Restart = "on-failure";
+        RestartSec = "2s";
+        # SIGTERM drains (clients are told to reconnect elsewhere); leave time to finish.
+        TimeoutStopSec = "${toString (builtins.ceil shutdownTimeout + 10)}s";
+        SyslogIdentifier = name;
+      };
+    };
+
+  # "ADDRESS:PORT" of an upstream server, IPv6 in brackets.
+  hostPort = address: port: if isIPv6 address then "[${address}]:${toString port}" else "${address}:${toString port}";
+
+  # An IP address (v4 or v6), not a host name: nginx resolves names only at start (gixy's
+  # stale_dns_cache) and firewall rules need addresses.
+  ipAddress = lib.types.strMatching "${ipv4Pattern}|${ipv6Pattern}";
+
+  # An "ADDRESS:PORT" upstream server with an IP address.
+  ipPort = lib.types.strMatching "(${ipv4Pattern}|\\[${ipv6Pattern}\\]):[0-9]{1,5}";
+
+  # Firewall rules accepting new TCP connections to `ports` from `sources` only, for the
+  # nftables backend (networking.firewall.extraInputRules) and the iptables one
+  # (networking.firewall.extraCommands: appended to the nixos-fw chain before its final refuse).
+  # `sources = [ ]` opens the ports to everyone (networking.firewall.allowedTCPPorts).
+  allowTcpFrom =
+    {
+      config,
+      ports,
+      sources,
+    }:
+    let
+      v4 = lib.filter (s: !isIPv6 s) sources;
+      v6 = lib.filter isIPv6 sources;
+      portSet = lib.concatMapStringsSep ", " toString ports;
+      nftRule =
+        family: addresses:
+        lib.optionalString (addresses != [ ]) ''
+          ${family} saddr { ${lib.concatStringsSep ", " addresses} } tcp dport { ${portSet} } accept
+        '';
+      iptRules =
+        command: addresses:
+        lib.concatMapStrings (
+          address:
+          lib.concatMapStrings (port: ''
+            ${command} -A nixos-fw -p tcp -s ${address} --dport ${toString port} -j nixos-fw-accept
+          '') ports
+        ) addresses;
+      nftables = config.networking.nftables.enable or false;
+    in
+    if sources == [ ] then
+      { allowedTCPPorts = ports; }
+    else
+      {
+        extraInputRules = lib.mkIf nftables (nftRule "ip" v4 + nftRule "ip6" v6);
+        extraCommands = lib.mkIf (!nftables) (iptRules "iptables" v4 + iptRules "ip6tables" v6);
+      };
+}

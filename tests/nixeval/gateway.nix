@@ -1,0 +1,22 @@
+# nixeval dummy host: the gateway module alone, two instances, secrets at runtime paths.
+{
+  imports = [ ../../modules/gateway.nix ];
+
+  networking.hostName = "app-test";
+
+  services.chatstack.gateway = {
+    enable = true;
+    instances = {
+      "1" = { };
+      "2" = { };
+    };
+    settings = {
+      http.host = "192.0.2.11";
+      broker.host = "192.0.2.20";
+    };
+    amqpPasswordFile = "/run/agenix/amqp-gateway-password";
+    amqpCaFile = "/run/agenix/amqp-ca-cert";
+    openFirewall = true;
+    allowedSources = [ "192.0.2.10" ];
+  };
+}
