@@ -332,7 +332,7 @@ def _env_key(name: str) -> str:
 
 
 def _collect(
-    path: Path | None, environ: Mapping[str, str]
+    path: Path | None, environ: Mapping[str, str], overrides: Mapping[str, tuple[str, str]]
 ) -> tuple[dict[str, tuple[Any, bool, str]], str]:
     """Raw values by key: (value, from_env, source)."""
     raw: dict[str, tuple[Any, bool, str]] = {}
@@ -356,6 +356,9 @@ def _collect(
         key = _env_key(name)
         _check_key(key, value, name)
         raw[key] = (value, True, name)
+    for key, (value, where) in overrides.items():
+        _check_key(key, value, where)
+        raw[key] = (value, True, where)
     return raw, source
 
 
@@ -399,16 +402,23 @@ def _is_loopback(host: str) -> bool:
 
 
 def load_config(
-    role: str, path: str | Path | None = None, environ: Mapping[str, str] | None = None
+    role: str,
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, tuple[str, str]] | None = None,
 ) -> Config:
-    """Load, override and check the configuration of ``role`` (gateway, history or serve)."""
+    """Load, override and check the configuration of ``role`` (gateway, history or serve).
+
+    Precedence: defaults < file < environment < ``overrides`` (key -> (text, where), e.g.
+    command-line flags), each parsed and checked the same way.
+    """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     env = dict(os.environ if environ is None else environ)
     if path is None and env.get(CONFIG_ENV):
         path = env[CONFIG_ENV]
     config_path = Path(path) if path is not None else None
-    raw, source = _collect(config_path, env)
+    raw, source = _collect(config_path, env, overrides or {})
 
     values: dict[str, Any] = {}
     for key, spec in _FIELDS.items():
@@ -423,6 +433,10 @@ def load_config(
 
     def where(key: str) -> str:
         return raw[key][2] if key in raw else "default"
+
+    def given(key: str) -> Any:
+        """The value as the user wrote it, for error messages."""
+        return raw[key][0] if key in raw else values[key]
 
     config_dir = config_path.parent if config_path is not None else Path.cwd()
     credentials = env.get("CREDENTIALS_DIRECTORY")
@@ -484,14 +498,14 @@ def load_config(
         # tornado waits for each pong at most until the next ping is due.
         raise ConfigError(
             "gateway.ping_timeout_s",
-            values["gateway.ping_timeout_s"],
+            given("gateway.ping_timeout_s"),
             f"at most gateway.ping_interval_s ({values['gateway.ping_interval_s']})",
             where("gateway.ping_timeout_s"),
         )
     if values["broker.reconnect_max_s"] < values["broker.reconnect_initial_s"]:
         raise ConfigError(
             "broker.reconnect_max_s",
-            values["broker.reconnect_max_s"],
+            given("broker.reconnect_max_s"),
             "at least broker.reconnect_initial_s",
             where("broker.reconnect_max_s"),
         )

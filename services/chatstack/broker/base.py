@@ -25,6 +25,8 @@ class _ReadyState:
     def __init__(self) -> None:
         self._ready = False
         self._listeners: list[ReadyListener] = []
+        # Called after a lost connection was re-established (for metrics).
+        self.on_reconnect: Callable[[], None] = lambda: None
 
     @property
     def ready(self) -> bool:

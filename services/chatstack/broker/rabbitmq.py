@@ -97,10 +97,10 @@ class _RabbitBase:
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
         self.reconnects = 0
-        self.on_reconnect: Callable[[], None] = lambda: None
 
-    # _set_ready comes from the GatewayBroker / HistoryBroker side of the subclasses.
+    # From the GatewayBroker / HistoryBroker side of the subclasses.
     _set_ready: Callable[[bool], None]
+    on_reconnect: Callable[[], None]
 
     async def _setup(self, session: _Session) -> None:
         raise NotImplementedError

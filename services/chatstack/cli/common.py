@@ -26,9 +26,11 @@ def fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
-def load_or_exit(role: str, path: str | None, environ: dict[str, str] | None = None) -> Config:
+def load_or_exit(
+    role: str, path: str | None, overrides: dict[str, tuple[str, str]] | None = None
+) -> Config:
     try:
-        return load_config(role, path, environ)
+        return load_config(role, path, None, overrides)
     except ConfigError as exc:
         fail(f"config error: {exc}", 2)
 

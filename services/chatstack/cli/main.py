@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 from ..broker.memory import MemoryHub
 from ..config import Config
@@ -60,17 +59,17 @@ def main(argv: list[str] | None = None) -> None:
     config_argument(check)
     args = parser.parse_args(argv)
 
-    environ = dict(os.environ)
     if args.command == "check-config":
-        config = load_or_exit(args.role, args.config, environ)
+        config = load_or_exit(args.role, args.config)
         print(f"{args.role} config OK ({config.source or 'defaults'})")  # noqa: T201
         return
     # Flags are single-key overrides, checked like any other value.
+    overrides = {}
     if args.host is not None:
-        environ["CHATSTACK_HTTP__HOST"] = args.host
+        overrides["http.host"] = (args.host, "--host")
     if args.port is not None:
-        environ["CHATSTACK_HTTP__PORT"] = args.port
-    config = load_or_exit("serve", args.config, environ)
+        overrides["http.port"] = (args.port, "--port")
+    config = load_or_exit("serve", args.config, overrides)
     print(f"chatstack: open http://{config.http.host}:{config.http.port}/ in two browser tabs"  # noqa: T201
           " (Ctrl-C stops)", flush=True)
     run(config, serve)

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import urlsplit
 
 from .. import contract, protocol
 from ..broker.base import GatewayBroker
@@ -48,6 +47,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         broker.on_delivery = self.deliver
         broker.add_ready_listener(self._ready_changed)
+        broker.on_reconnect = lambda: self.metrics.incr("gateway.broker.reconnects")
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -81,13 +81,14 @@ class Gateway:
 
     # --- origin check --------------------------------------------------------------------------
 
-    def origin_allowed(self, origin: str, host: str) -> bool:
-        origin = origin.strip().lower().rstrip("/")
-        allowed = self.config.gateway.allowed_origins
-        if allowed:
-            return origin in allowed
-        # Same origin: the Origin's host[:port] is the Host the request was sent to.
-        return urlsplit(origin).netloc == host.lower() and origin.startswith(("http", "https"))
+    def origin_allowed(self, origin: str) -> bool:
+        """Whether a cross-origin handshake from ``origin`` may proceed.
+
+        tornado (>= 6.6) admits same-origin handshakes itself (Origin matching Host, or
+        Sec-Fetch-Site: same-origin) and asks only about the others: those are allowed
+        exactly when listed in gateway.allowed_origins.
+        """
+        return origin.strip().lower().rstrip("/") in self.config.gateway.allowed_origins
 
     # --- from the broker -----------------------------------------------------------------------
 

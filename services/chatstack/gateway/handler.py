@@ -24,7 +24,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self.session: Session | None = None
 
     def check_origin(self, origin: str) -> bool:
-        allowed = self.gateway.origin_allowed(origin, self.request.host)
+        allowed = self.gateway.origin_allowed(origin)
         if not allowed:
             log.info(
                 "refused origin %s",

@@ -41,6 +41,7 @@ class HistoryService:
         }
         broker.on_store = self.store_batch
         broker.add_ready_listener(self._ready_changed)
+        broker.on_reconnect = lambda: self.metrics.incr("history.broker.reconnects")
 
     @property
     def ready(self) -> bool:
