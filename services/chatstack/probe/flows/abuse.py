@@ -182,8 +182,14 @@ async def run(target: Target, step: Step) -> None:
                 break  # closed between the check and the write
             sent += 1
             await asyncio.sleep(0)
-        close_code = await c.wait_closed()
         expected = int(contract.section("protocol")["close_policy_violation"])
+        try:
+            close_code = await c.wait_closed()
+        except FlowFailed:
+            raise FlowFailed(
+                f"sustained abuse: connection still open after {sent} invalid frames, "
+                f"expected close code {expected}"
+            ) from None
         if close_code != expected:
             raise FlowFailed(
                 f"sustained abuse ({sent} invalid frames): "

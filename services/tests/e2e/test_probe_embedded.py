@@ -1,0 +1,180 @@
+"""chat-probe against a real `chatstack serve` process (the embedded default).
+
+Every flow that makes sense with one process passes; cross-instance must fail there with
+its clear reason (one gateway instance only), and flows must fail when the server is
+configured to do what they check against. Nothing is mocked: real process, real sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+PROBE_FLOWS = ["chat", "recovery", "origin", "cors", "abuse"]
+TIMEOUT_S = "5"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def chatstack_serve(tmp_path: Path, **env: str) -> Iterator[str]:
+    """A `chatstack serve` process on a free port; yields its base URL, kills it after."""
+    port = free_port()
+    log = (tmp_path / f"serve-{port}.log").open("w")
+    environ = {**os.environ, **{f"CHATSTACK_{k.upper()}": v for k, v in env.items()}}
+    proc = subprocess.Popen(
+        [str(BIN / "chatstack"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"chatstack serve exited {proc.returncode}, see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chatstack serve not ready within 15s, see {log.name}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with chatstack_serve(tmp_path_factory.mktemp("serve")) as url:
+        yield url
+
+
+def probe(flow: str, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "chat-probe"), flow, "--url", url, "--timeout", TIMEOUT_S, *extra],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def check_passed(result: subprocess.CompletedProcess[str], flow: str) -> list[str]:
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines[-1] == f"{flow}: PASS"
+    steps = lines[1:-1]
+    assert steps and all(line.startswith(f"{flow}: ok ") for line in steps), lines
+    return lines
+
+
+@pytest.mark.parametrize("flow", PROBE_FLOWS)
+def test_flow_passes(served: str, flow: str) -> None:
+    result = probe(flow, served)
+    lines = check_passed(result, flow)
+    assert lines[0] == f"chat-probe: {flow} against {served}"
+    assert result.stderr == ""
+
+
+def test_abuse_checks_every_provokable_code(served: str) -> None:
+    from chatstack import contract
+
+    lines = check_passed(probe("abuse", served), "abuse")
+    checked = {line.split()[2].rstrip(":") for line in lines[1:-1]}
+    assert set(contract.error_codes()) - {"unavailable"} <= checked
+    assert "abuse: ok sustained abuse: connection closed with 1008" in lines
+
+
+def test_cross_instance_fails_clearly_with_one_instance(served: str) -> None:
+    result = probe("cross-instance", served, "--connections", "4")
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("cross-instance:")]
+    assert line.startswith("cross-instance: FAIL only one gateway instance (")
+    assert line.endswith(
+        f"answered 4 connections to ws{served[4:]}/ws; cross-instance delivery needs at least 2"
+    )
+
+
+def test_all_runs_every_flow_and_names_the_failures(served: str) -> None:
+    result = probe("all", served)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    for flow in PROBE_FLOWS:
+        assert f"{flow}: PASS" in lines
+    assert "cross-instance: PASS" not in lines
+    assert lines[-1] == "all: FAIL cross-instance"
+
+
+def test_output_is_deterministic(served: str) -> None:
+    """The VM tests grep and compare it: no timings, random rooms or ids in the lines."""
+    first, second = probe("chat", served), probe("chat", served)
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
+
+
+def test_limits_are_read_from_welcome(tmp_path: Path) -> None:
+    """abuse provokes too_many_rooms, text_too_long and rate_limited from announced limits."""
+    limits = {
+        "limits__max_rooms": "3",
+        "limits__max_text_bytes": "40",
+        "limits__burst": "4",
+        "limits__rate_per_s": "20",
+    }
+    with chatstack_serve(tmp_path, **limits) as url:
+        check_passed(probe("abuse", url), "abuse")
+
+
+def test_origin_fails_when_a_foreign_origin_is_allowed(tmp_path: Path) -> None:
+    with chatstack_serve(tmp_path, gateway__allowed_origins="http://evil.example") as url:
+        result = probe("origin", url)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == (
+        "origin: FAIL handshake with foreign Origin http://evil.example was accepted, "
+        "expected HTTP 403"
+    )
+
+
+def test_abuse_fails_when_sustained_abuse_is_tolerated(tmp_path: Path) -> None:
+    with chatstack_serve(tmp_path, limits__max_errors="1000000") as url:
+        result = probe("abuse", url)
+    assert result.returncode == 1
+    last = result.stdout.splitlines()[-1]
+    assert last == (
+        "abuse: FAIL sustained abuse: connection still open after 2000 invalid frames, "
+        "expected close code 1008"
+    )
+
+
+def test_recovery_with_history_in_a_restarted_server(tmp_path: Path) -> None:
+    """History survives a restart of the embedded server (SQLite in its working dir):
+    a second server on the same folder answers the recovery flow too."""
+    with chatstack_serve(tmp_path) as url:
+        check_passed(probe("recovery", url), "recovery")
+    with chatstack_serve(tmp_path) as url:
+        check_passed(probe("recovery", url), "recovery")
