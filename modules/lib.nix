@@ -173,7 +173,7 @@ rec {
   ipAddress = lib.types.strMatching "${ipv4Pattern}|${ipv6Pattern}";
 
   # An "ADDRESS:PORT" upstream server with an IP address.
-  ipPort = lib.types.strMatching "(${ipv4Pattern}|\\[${ipv6Pattern}\\]):[0-9]{1,5}";
+  ipPort = lib.types.strMatching "(${ipv4Pattern}|[[]${ipv6Pattern}[]]):[0-9]{1,5}";
 
   # Firewall rules accepting new TCP connections to `ports` from `sources` only, for the
   # nftables backend (networking.firewall.extraInputRules) and the iptables one

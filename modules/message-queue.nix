@@ -1,0 +1,280 @@
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.chatstack.messageQueue;
+  rabbitmq = config.services.rabbitmq;
+  chatLib = import ./lib.nix { inherit lib; };
+  inherit (chatLib) contract;
+
+  # The contract's permission templates with the regex-escaped names filled in.
+  permissionNames = {
+    "{exchange}" = lib.escapeRegex contract.amqp.exchange;
+    "{history_queue}" = lib.escapeRegex contract.amqp.history_queue;
+    "{server_named}" = lib.escapeRegex contract.amqp.server_named_queue_prefix;
+  };
+  permission = lib.replaceStrings (lib.attrNames permissionNames) (lib.attrValues permissionNames);
+  unfilled = template: builtins.match ".*[{][a-z_]+[}].*" (permission template) != null;
+  templates = lib.concatMap (user: [
+    user.configure
+    user.write
+    user.read
+  ]) (lib.attrValues contract.amqp.users);
+
+  # A path option as a rabbitmq.conf value (a Nix path literal is copied to the store: only
+  # public files may be given that way).
+  fileValue = file: if file == null then null else "${file}";
+
+  # Exchange, durable history queue and binding: no secret, so a store file is fine. Users
+  # and permissions need the password files and are set by the provisioning script instead.
+  definitions = pkgs.writeText "chatstack-rabbitmq-definitions.json" (
+    builtins.toJSON {
+      vhosts = [ { name = contract.amqp.vhost; } ];
+      exchanges = [
+        {
+          name = contract.amqp.exchange;
+          vhost = contract.amqp.vhost;
+          type = contract.amqp.exchange_type;
+          durable = true;
+          auto_delete = false;
+          internal = false;
+          arguments = { };
+        }
+      ];
+      queues = [
+        {
+          name = contract.amqp.history_queue;
+          vhost = contract.amqp.vhost;
+          durable = true;
+          auto_delete = false;
+          arguments."x-queue-type" = contract.amqp.history_queue_type;
+        }
+      ];
+      bindings = [
+        {
+          source = contract.amqp.exchange;
+          vhost = contract.amqp.vhost;
+          destination = contract.amqp.history_queue;
+          destination_type = "queue";
+          routing_key = contract.amqp.history_binding_key;
+          arguments = { };
+        }
+      ];
+    }
+  );
+
+  ensureUser =
+    role: user:
+    "ensure_user "
+    + lib.escapeShellArgs [
+      user.name
+      "${role}-password"
+      (permission user.configure)
+      (permission user.write)
+      (permission user.read)
+    ];
+
+  # Idempotent: every run converges the broker to the contract, whatever state it is in.
+  # Passwords go through stdin, never the command line (rabbitmqctl reads them from there).
+  setupScript = ''
+    set -euo pipefail
+    rabbitmqctl await_startup --timeout 300
+
+    # Lists are read whole before grep looks at them (no early exit into a pipe).
+    vhost=${lib.escapeShellArg contract.amqp.vhost}
+    vhosts=$(rabbitmqctl --silent list_vhosts name)
+    if ! grep -qxF "$vhost" <<< "$vhosts"; then
+      rabbitmqctl add_vhost "$vhost"
+    fi
+    # Asynchronous in RabbitMQ; the permissions below only need the vhost created above.
+    rabbitmqctl import_definitions ${definitions}
+
+    users=$(rabbitmqctl --silent list_users | cut -f1)
+    has_user() { grep -qxF "$1" <<< "$users"; }
+
+    # ensure_user NAME CREDENTIAL CONFIGURE WRITE READ
+    ensure_user() {
+      local password
+      password=$(< "$CREDENTIALS_DIRECTORY/$2")
+      if has_user "$1"; then
+        printf '%s' "$password" | rabbitmqctl change_password "$1"
+      else
+        printf '%s' "$password" | rabbitmqctl add_user "$1"
+      fi
+      rabbitmqctl set_user_tags "$1"
+      rabbitmqctl set_permissions -p "$vhost" "$1" "$3" "$4" "$5"
+    }
+
+    ${lib.concatStringsSep "\n" (lib.mapAttrsToList ensureUser contract.amqp.users)}
+
+    # No default account (RabbitMQ creates guest on a fresh node).
+    if has_user guest; then
+      rabbitmqctl delete_user guest
+    fi
+  '';
+in
+{
+  options.services.chatstack.messageQueue = {
+    enable = lib.mkEnableOption "the chatstack message queue (RabbitMQ, AMQPS only, provisioned from the contract)";
+
+    listenAddress = lib.mkOption {
+      type = lib.types.nullOr chatLib.ipAddress;
+      default = null;
+      example = "10.0.0.20";
+      description = ''
+        Address of the AMQPS listener (the contract's `ports.amqps`); `null` listens on every
+        interface. The plain AMQP listener stays on 127.0.0.1 whatever this says.
+      '';
+    };
+
+    tls = {
+      certificateFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.path;
+        default = null;
+        example = "/run/agenix/rabbitmq-tls-cert";
+        description = "Broker certificate (chain), readable by the `rabbitmq` user.";
+      };
+
+      keyFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.externalPath;
+        default = null;
+        example = "/run/agenix/rabbitmq-tls-key";
+        description = "Private key of the broker certificate, readable by the `rabbitmq` user; must be outside the Nix store.";
+      };
+
+      caFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.path;
+        default = null;
+        example = "/run/agenix/amqp-ca-cert";
+        description = "CA certificate that verifies client certificates, readable by the `rabbitmq` user.";
+      };
+
+      requireClientCertificates = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Refuse TLS clients without a certificate signed by {option}`tls.caFile` (mutual TLS).";
+      };
+    };
+
+    passwordFiles = lib.mapAttrs (
+      role: user:
+      lib.mkOption {
+        type = lib.types.nullOr lib.types.externalPath;
+        default = null;
+        example = "/run/agenix/amqp-${role}-password";
+        description = ''
+          File holding the password of the RabbitMQ user `${user.name}` (a trailing newline is
+          ignored); must be outside the Nix store. The same file the ${role} service reads.
+        '';
+      }
+    ) contract.amqp.users;
+
+    erlangCookieFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.externalPath;
+      default = null;
+      example = "/run/agenix/rabbitmq-erlang-cookie";
+      description = ''
+        File holding the Erlang cookie, installed into RabbitMQ's data directory at every
+        start (the nodes of a cluster and the CLI must share it). `null` lets RabbitMQ
+        generate one on first start, which is fine for a single node. Must be outside the Nix
+        store.
+      '';
+    };
+  }
+  // chatLib.firewallOptions "the application hosts";
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.tls.certificateFile != null && cfg.tls.keyFile != null && cfg.tls.caFile != null;
+        message = "services.chatstack.messageQueue: tls.certificateFile, tls.keyFile and tls.caFile must be set (the broker is AMQPS only).";
+      }
+      {
+        assertion = lib.all (file: file != null) (lib.attrValues cfg.passwordFiles);
+        message = "services.chatstack.messageQueue: every passwordFiles.<role> must be set (${lib.concatStringsSep ", " (lib.attrNames contract.amqp.users)}).";
+      }
+      {
+        assertion = !lib.any unfilled templates;
+        message = "contract: an amqp.users permission template has a placeholder other than ${lib.concatStringsSep ", " (lib.attrNames permissionNames)}.";
+      }
+    ];
+
+    services.rabbitmq = {
+      enable = true;
+      # The plain AMQP listener cannot be removed from the module (listeners.tcp.1 is always
+      # set), so it is kept on loopback; the services only use AMQPS.
+      listenAddress = "127.0.0.1";
+      port = contract.ports.amqp;
+      # The management API on 127.0.0.1 (it follows listenAddress) for Netdata's collector.
+      managementPlugin = {
+        enable = true;
+        port = contract.ports.rabbitmq_management;
+      };
+      # https://www.rabbitmq.com/docs/ssl; values are paths, never secrets (this file is in
+      # the Nix store).
+      configItems = lib.filterAttrs (_: value: value != null) {
+        "ssl_options.cacertfile" = fileValue cfg.tls.caFile;
+        "ssl_options.certfile" = fileValue cfg.tls.certificateFile;
+        "ssl_options.keyfile" = cfg.tls.keyFile;
+        "ssl_options.verify" = "verify_peer";
+        "ssl_options.fail_if_no_peer_cert" = lib.boolToString cfg.tls.requireClientCertificates;
+        "ssl_options.versions.1" = "tlsv1.3";
+        "ssl_options.versions.2" = "tlsv1.2";
+      }
+      // (
+        if cfg.listenAddress == null then
+          { "listeners.ssl.default" = toString contract.ports.amqps; }
+        else
+          { "listeners.ssl.1" = chatLib.hostPort cfg.listenAddress contract.ports.amqps; }
+      );
+    };
+
+    systemd.services.rabbitmq = lib.mkIf (cfg.erlangCookieFile != null) {
+      # The unit runs as rabbitmq and reads the cookie from its credentials, so the secret
+      # file may stay root-only. https://www.rabbitmq.com/docs/cli#erlang-cookie
+      serviceConfig.LoadCredential = [ "erlang-cookie:${cfg.erlangCookieFile}" ];
+      preStart = lib.mkBefore ''
+        rm -f ${rabbitmq.dataDir}/.erlang.cookie
+        (umask 0377; tr -d '\n' < "$CREDENTIALS_DIRECTORY/erlang-cookie" > ${rabbitmq.dataDir}/.erlang.cookie)
+      '';
+      restartTriggers = [ cfg.erlangCookieFile ];
+    };
+
+    # Vhost, users with the contract's least-privilege permissions, topology; no guest.
+    systemd.services.chatstack-rabbitmq-setup = {
+      description = "chatstack: RabbitMQ vhost, users, permissions and history queue";
+      wantedBy = [ "multi-user.target" ];
+      requires = [ "rabbitmq.service" ];
+      after = [ "rabbitmq.service" ];
+      restartTriggers = lib.attrValues cfg.passwordFiles;
+      path = [
+        rabbitmq.package
+        pkgs.gnugrep
+        pkgs.coreutils
+      ];
+      # rabbitmqctl authenticates to the node with $HOME/.erlang.cookie.
+      environment.HOME = rabbitmq.dataDir;
+      script = setupScript;
+      serviceConfig = chatLib.hardening // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        User = "rabbitmq";
+        Group = "rabbitmq";
+        LoadCredential = lib.mapAttrsToList (role: file: "${role}-password:${file}") cfg.passwordFiles;
+        # The Erlang VM reads CPU and memory facts from /proc.
+        ProcSubset = "all";
+      };
+    };
+
+    networking.firewall = lib.mkIf cfg.openFirewall (
+      chatLib.allowTcpFrom {
+        inherit config;
+        ports = [ contract.ports.amqps ];
+        sources = cfg.allowedSources;
+      }
+    );
+  };
+}
