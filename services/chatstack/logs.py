@@ -45,5 +45,6 @@ def setup_logging(instance: str, level: str = "INFO", stream: Any = None) -> Non
     root.setLevel(level)
     # tornado logs every request at INFO; keep access logs at WARNING unless debugging.
     logging.getLogger("tornado.access").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
-    # pika narrates every connection step at INFO.
-    logging.getLogger("pika").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
+    # pika narrates every connection step, and logs each failed reconnect attempt as six
+    # ERROR lines; our own broker.connect_failed line carries the reason once.
+    logging.getLogger("pika").setLevel("DEBUG" if level == "DEBUG" else "CRITICAL")

@@ -63,6 +63,13 @@ def connection_parameters(config: BrokerConfig, name: str) -> pika.ConnectionPar
     )
 
 
+def _describe(error: BaseException | str) -> str:
+    """pika's connection errors often have an empty str(); their repr says what failed."""
+    if isinstance(error, BaseException):
+        return str(error) or repr(error)
+    return error
+
+
 def _routing_prefix(kind: str) -> str:
     return contract.routing_key(kind, "")
 
@@ -141,7 +148,7 @@ class _RabbitBase:
                 log.warning(
                     "%s broker connection failed: %s",
                     self.role,
-                    exc or type(exc).__name__,
+                    _describe(exc),
                     extra={"event": "broker.connect_failed"},
                 )
                 if session is not None:
@@ -181,11 +188,11 @@ class _RabbitBase:
 
         def on_open_error(connection: Any, error: BaseException | str) -> None:
             if not opened.done():
-                opened.set_exception(BrokerUnavailable(f"cannot connect: {error}"))
+                opened.set_exception(BrokerUnavailable(f"cannot connect: {_describe(error)}"))
 
         def on_close(connection: Any, reason: BaseException) -> None:
             if not opened.done():
-                opened.set_exception(BrokerUnavailable(f"connection closed: {reason}"))
+                opened.set_exception(BrokerUnavailable(f"connection closed: {_describe(reason)}"))
             session = holder.get("session")
             if session is not None:
                 self._drop(session, f"connection closed: {reason}")

@@ -60,6 +60,8 @@ class Session:
             extra={"event": "ws.error", "conn": self.conn, "room": room, "code": code},
         )
         self.send(protocol.error(code, detail))
+        if code == "unavailable":
+            return  # the broker's fault, not the client's: never counted as abuse
         if self.abuse.record() and not self.closed:
             self.gateway.metrics.incr("gateway.closed.policy")
             log.warning(

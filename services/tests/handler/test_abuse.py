@@ -104,6 +104,21 @@ def test_unavailable_broker_is_said_not_swallowed(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_broker_outage_errors_are_not_abuse(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with embedded(tmp_path, limits__max_errors="3") as chat:
+            ada = await Client.connect(chat.served.ws)
+            await ada.join("lobby", "ada")
+            chat.hub.available = False
+            for i in range(6):
+                await ada.send(type="say", room="lobby", text="x", client_msg_id=f"o{i}")
+                assert (await ada.expect("error"))["code"] == "unavailable"
+            chat.hub.available = True
+            await ada.say("lobby", "still connected", "o9")
+
+    run(scenario())
+
+
 async def _stored(chat, n: int) -> bool:
     from support import eventually
 
