@@ -21,11 +21,16 @@ $(VENV)/.installed: services/poetry.lock services/pyproject.toml tools/lock_requ
 
 venv: $(VENV)/.installed
 
+# History is kept in var/run/ (set CHATSTACK_HISTORY__DATABASE to put it elsewhere).
 run: venv
-	$(VENV)/bin/chatstack serve --host $(HOST) --port $(PORT)
+	mkdir -p var/run
+	CHATSTACK_HISTORY__DATABASE=$${CHATSTACK_HISTORY__DATABASE:-$(CURDIR)/var/run/history.sqlite3} \
+		$(VENV)/bin/chatstack serve --host $(HOST) --port $(PORT)
 
+# One pytest run over the package's tests and the repository-level ones; the settings
+# (markers, timeouts) live in services/pyproject.toml.
 test: venv
-	$(PY) -m pytest services/tests tests
+	$(PY) -m pytest -c services/pyproject.toml --rootdir . services/tests tests
 
 lint: venv
 	$(VENV)/bin/ruff check services tests tools
@@ -34,3 +39,22 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) var
+
+# --- the local production-like stack (docs/local-stack.md) ---------------------------------
+.PHONY: stack stack-stop gixy
+
+# Foreground: prints every address and log file; Ctrl-C stops everything.
+stack: venv
+	$(PY) -m chatstack.devstack up --state-dir var/stack
+
+stack-stop: venv
+	$(PY) -m chatstack.devstack down --state-dir var/stack
+
+# gixy (nginx config linter) in its own tools venv, pinned; the stack tests build it too.
+GIXY_REQUIREMENTS := tests/stack/gixy-requirements.txt
+.tools/gixy/.installed: $(GIXY_REQUIREMENTS)
+	$(PYTHON) -m venv .tools/gixy
+	.tools/gixy/bin/pip install --quiet -r $(GIXY_REQUIREMENTS)
+	touch $@
+
+gixy: .tools/gixy/.installed
