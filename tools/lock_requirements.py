@@ -18,7 +18,9 @@ def requirements(lock_path: Path) -> list[str]:
     for package in lock["package"]:
         hashes = sorted({f["hash"] for f in package.get("files", [])})
         if not hashes:
-            raise SystemExit(f"{lock_path}: {package['name']} has no file hashes; run `poetry lock`")
+            raise SystemExit(
+                f"{lock_path}: {package['name']} has no file hashes; run `poetry lock`"
+            )
         pins = " ".join(f"--hash={h}" for h in hashes)
         lines.append(f"{package['name']}=={package['version']} {pins}")
     return lines

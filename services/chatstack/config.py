@@ -308,7 +308,9 @@ def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     for name, value in data.items():
         if isinstance(value, dict):
             if name not in _SECTIONS:
-                raise ConfigError(f"[{name}]", "section", "a known section (see docs/configuration.md)", source)
+                raise ConfigError(
+                    f"[{name}]", "section", "a known section (see docs/configuration.md)", source
+                )
             for key, inner in value.items():
                 flat[f"{name}.{key}"] = inner
         else:
@@ -423,11 +425,11 @@ def load_config(
     values: dict[str, Any] = {}
     for key, spec in _FIELDS.items():
         if key in raw:
-            value, from_env, where = raw[key]
+            value, from_env, origin = raw[key]
             try:
                 values[key] = spec.parse(value, from_env)
             except _Invalid as exc:
-                raise ConfigError(key, value, str(exc), where) from None
+                raise ConfigError(key, value, str(exc), origin) from None
         else:
             values[key] = spec.default(role)
 
@@ -475,17 +477,17 @@ def load_config(
                 _resolve(values["broker.ca_file"], secret_base),
                 "the CA certificate that signed the broker's certificate",
             )
-            cert = _resolve(values["broker.cert_file"], secret_base)
-            key = _resolve(values["broker.key_file"], secret_base)
-            if (cert is None) != (key is None):
+            cert_path = _resolve(values["broker.cert_file"], secret_base)
+            key_path = _resolve(values["broker.key_file"], secret_base)
+            if (cert_path is None) != (key_path is None):
                 raise ConfigError(
-                    "broker.cert_file" if cert is None else "broker.key_file",
+                    "broker.cert_file" if cert_path is None else "broker.key_file",
                     "",
                     "cert_file and key_file set together or not at all",
                 )
-            if cert is not None:
-                cert_file = _readable_file("broker.cert_file", cert, "client certificate")
-                key_file = _readable_file("broker.key_file", key, "client key")
+            if cert_path is not None:
+                cert_file = _readable_file("broker.cert_file", cert_path, "client certificate")
+                key_file = _readable_file("broker.key_file", key_path, "client key")
         elif not _is_loopback(values["broker.host"]):
             raise ConfigError(
                 "broker.tls",

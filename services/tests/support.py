@@ -217,7 +217,9 @@ class Embedded:
 
 
 @contextlib.asynccontextmanager
-async def embedded(tmp: Path, clock: Callable[[], float] | None = None, **env: str) -> AsyncIterator[Embedded]:
+async def embedded(
+    tmp: Path, clock: Callable[[], float] | None = None, **env: str
+) -> AsyncIterator[Embedded]:
     """The embedded default (gateway + history + in-memory broker) on a free port."""
     import time
 
@@ -276,9 +278,7 @@ async def cluster(
         config = make_config("serve", tmp, instance=f"gw-{index + 1}", **env)
         gateways.append(Gateway(config, broker, metrics, clock))
     history_config = make_config("serve", tmp, instance="history", **env)
-    history = HistoryService(
-        HistoryStore(history_config.history_database), history_broker, metrics
-    )
+    history = HistoryService(HistoryStore(history_config.history_database), history_broker, metrics)
     await history.start()
     for gateway in gateways:
         await gateway.start()

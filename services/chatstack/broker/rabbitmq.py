@@ -40,9 +40,7 @@ _STORE_RETRY_S = 1.0
 def connection_parameters(config: BrokerConfig, name: str) -> pika.ConnectionParameters:
     ssl_options = None
     if config.tls:
-        context = ssl.create_default_context(
-            cafile=str(config.ca_file) if config.ca_file else None
-        )
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if config.cert_file is not None and config.key_file is not None:
             context.load_cert_chain(str(config.cert_file), str(config.key_file))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
 
 from ..config import Config, ConfigError, load_config
 from ..logs import setup_logging
@@ -35,7 +35,7 @@ def load_or_exit(
         fail(f"config error: {exc}", 2)
 
 
-def run(config: Config, main: Callable[[Config], Awaitable[None]]) -> None:
+def run(config: Config, main: Callable[[Config], Coroutine[Any, Any, None]]) -> None:
     setup_logging(config.instance, config.log_level)
     try:
         asyncio.run(main(config))

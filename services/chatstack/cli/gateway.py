@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 async def serve(config: Config) -> None:
     metrics = Metrics(config.statsd)
     gateway = Gateway(config, RabbitGatewayBroker(config.broker), metrics)
-    server = listen(make_gateway_app(config, gateway), config.http.host, config.http.port,
-                    config.http.xheaders)
+    server = listen(
+        make_gateway_app(config, gateway), config.http.host, config.http.port, config.http.xheaders
+    )
     await gateway.start()
     log.info(
         "chat-gateway listening on %s:%d",

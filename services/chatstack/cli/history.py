@@ -22,8 +22,12 @@ async def serve(config: Config) -> None:
     history = HistoryService(
         HistoryStore(config.history_database), RabbitHistoryBroker(config.broker), metrics
     )
-    server = listen(make_history_app(config, history, metrics), config.http.host,
-                    config.http.port, config.http.xheaders)
+    server = listen(
+        make_history_app(config, history, metrics),
+        config.http.host,
+        config.http.port,
+        config.http.xheaders,
+    )
     await history.start()
     log.info(
         "chat-history listening on %s:%d (database %s)",

@@ -1,7 +1,7 @@
 """chatstack: the embedded default and operator helpers.
 
-  chatstack serve          gateway + history + in-memory broker + the browser client, one port
-  chatstack check-config   load a service's config and report the first problem (exit 2)
+chatstack serve          gateway + history + in-memory broker + the browser client, one port
+chatstack check-config   load a service's config and report the first problem (exit 2)
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ async def serve(config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="chatstack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="chatstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the embedded default")
     config_argument(serve_parser)
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.port is not None:
         overrides["http.port"] = (args.port, "--port")
     config = load_or_exit("serve", args.config, overrides)
-    print(f"chatstack: open http://{config.http.host}:{config.http.port}/ in two browser tabs"  # noqa: T201
-          " (Ctrl-C stops)", flush=True)
+    where = f"http://{config.http.host}:{config.http.port}/"
+    # Before logging starts: the one line a person running `make run` needs.
+    print(f"chatstack: open {where} in two browser tabs (Ctrl-C stops)", flush=True)  # noqa: T201
     run(config, serve)

@@ -120,7 +120,9 @@ class Gateway:
         elif entry.message_id != payload["id"]:
             # A retry said again through another gateway: members here already have it.
             return None
-        return protocol.message(room, payload["id"], payload["nick"], payload["text"], payload["ts"])
+        return protocol.message(
+            room, payload["id"], payload["nick"], payload["text"], payload["ts"]
+        )
 
 
 def protocol_close_code(name: str) -> int:

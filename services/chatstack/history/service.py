@@ -90,6 +90,4 @@ class HistoryService:
             self.metrics.incr("history.messages.stored", stored)
         if duplicates:
             self.metrics.incr("history.messages.duplicates", duplicates)
-            log.info(
-                "skipped %d duplicate(s)", duplicates, extra={"event": "history.duplicates"}
-            )
+            log.info("skipped %d duplicate(s)", duplicates, extra={"event": "history.duplicates"})

@@ -37,7 +37,13 @@ class StoredMessage:
     ts: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "room": self.room, "nick": self.nick, "text": self.text, "ts": self.ts}
+        return {
+            "id": self.id,
+            "room": self.room,
+            "nick": self.nick,
+            "text": self.text,
+            "ts": self.ts,
+        }
 
 
 class HistoryStore:
@@ -114,7 +120,9 @@ class HistoryStore:
         if room is None:
             row = self._conn().execute("SELECT count(*) FROM messages").fetchone()
         else:
-            row = self._conn().execute(
-                "SELECT count(*) FROM messages WHERE room = ?", (room,)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT count(*) FROM messages WHERE room = ?", (room,))
+                .fetchone()
+            )
         return int(row[0])

@@ -5,16 +5,20 @@ from pathlib import Path
 
 import pytest
 import tornado.websocket
-from tornado.httpclient import HTTPClientError, HTTPRequest
-
 from support import Client, embedded, run
+from tornado.httpclient import HTTPClientError, HTTPRequest
 
 
 def test_each_error_code_keeps_the_connection(tmp_path: Path) -> None:
     async def scenario() -> None:
         # A big burst so the token bucket stays out of the way of this test.
-        async with embedded(tmp_path, limits__burst="100", limits__max_rooms="2",
-                            limits__max_text_bytes="10", limits__max_errors="100") as chat:
+        async with embedded(
+            tmp_path,
+            limits__burst="100",
+            limits__max_rooms="2",
+            limits__max_text_bytes="10",
+            limits__max_errors="100",
+        ) as chat:
             ada = await Client.connect(chat.served.ws)
             bob = await Client.connect(chat.served.ws)
             await ada.join("lobby", "ada")
@@ -27,10 +31,14 @@ def test_each_error_code_keeps_the_connection(tmp_path: Path) -> None:
                 ('{"type":"join","room":"a b","nick":"x"}', "bad_room"),
                 ('{"type":"join","room":"r","nick":"<x>"}', "bad_nick"),
                 ('{"type":"say","room":"lobby","text":"","client_msg_id":"c"}', "bad_text"),
-                ('{"type":"say","room":"lobby","text":"' + "x" * 11 + '","client_msg_id":"c"}',
-                 "text_too_long"),
-                ('{"type":"say","room":"lobby","text":"ok","client_msg_id":"bad id"}',
-                 "bad_client_msg_id"),
+                (
+                    '{"type":"say","room":"lobby","text":"' + "x" * 11 + '","client_msg_id":"c"}',
+                    "text_too_long",
+                ),
+                (
+                    '{"type":"say","room":"lobby","text":"ok","client_msg_id":"bad id"}',
+                    "bad_client_msg_id",
+                ),
                 ('{"type":"say","room":"elsewhere","text":"ok","client_msg_id":"c"}', "not_joined"),
                 ('{"type":"leave","room":"elsewhere"}', "not_joined"),
             ]
@@ -53,8 +61,9 @@ def test_each_error_code_keeps_the_connection(tmp_path: Path) -> None:
 
 def test_flooding_is_rate_limited_then_closed_with_1008(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with embedded(tmp_path, limits__rate_per_s="1", limits__burst="3",
-                            limits__max_errors="5") as chat:
+        async with embedded(
+            tmp_path, limits__rate_per_s="1", limits__burst="3", limits__max_errors="5"
+        ) as chat:
             flooder = await Client.connect(chat.served.ws)
             bystander = await Client.connect(chat.served.ws)
             await bystander.join("lobby", "calm")

@@ -116,7 +116,9 @@ def test_history_api(tmp_path: Path) -> None:
             assert await page(f"?after={ids[1]}&limit=2") == ids[2:4]
             assert await page(f"?after={ids[1].lower()}") == ids[2:]
             assert await page(f"?after={ids[-1]}") == []
-            assert (await get_json(f"{chat.served.http}/api/rooms/empty/messages"))["messages"] == []
+            assert (await get_json(f"{chat.served.http}/api/rooms/empty/messages"))[
+                "messages"
+            ] == []
             for query, code in [
                 ("?limit=0", "bad_limit"),
                 ("?limit=501", "bad_limit"),

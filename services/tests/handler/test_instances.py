@@ -4,10 +4,11 @@ clocks, retries across instances, drain."""
 import time
 from pathlib import Path
 
+from support import Client, cluster, eventually, get_json, history_pages, run
+
 from chatstack import contract
 from chatstack.broker.memory import MemoryHub
 from chatstack.probe import recovery
-from support import Client, cluster, eventually, get_json, history_pages, run
 
 SKEW_S = 2.0
 
@@ -40,7 +41,10 @@ def test_recovery_is_exact_with_a_gateway_two_seconds_behind(tmp_path: Path) -> 
         hub = MemoryHub()
         clocks = [time.time, lambda: time.time() - SKEW_S]
         async with cluster(
-            tmp_path, [hub.gateway(), hub.gateway()], hub.history(), clocks,
+            tmp_path,
+            [hub.gateway(), hub.gateway()],
+            hub.history(),
+            clocks,
             limits__burst="100",
         ) as c:
             fast, slow = c.gateway_served

@@ -82,7 +82,7 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = start_serve(tmp_path, port)
-        out, err = proc.communicate(timeout=15)
+        _out, err = proc.communicate(timeout=15)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err

@@ -10,22 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import Client, cluster, eventually, get, run
 
 from chatstack.broker.rabbitmq import RabbitGatewayBroker, RabbitHistoryBroker
 from chatstack.config import BrokerConfig, load_config
-from support import Client, cluster, eventually, get, run
 
 pytestmark = pytest.mark.integration
 
 
 def broker_config(rabbitmq: Any, role: str, **extra: str) -> BrokerConfig:
-    table = rabbitmq.broker_config(role) | {
-        # Fast reconnects keep the tests short; production keeps the defaults.
-        "reconnect_initial_s": "0.2",
-        "reconnect_max_s": "1.0",
-    } | extra
-    environ = {f"CHATSTACK_BROKER__{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-               for k, v in table.items()}
+    table = (
+        rabbitmq.broker_config(role)
+        | {
+            # Fast reconnects keep the tests short; production keeps the defaults.
+            "reconnect_initial_s": "0.2",
+            "reconnect_max_s": "1.0",
+        }
+        | extra
+    )
+    environ = {
+        f"CHATSTACK_BROKER__{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in table.items()
+    }
     return load_config(role, environ=environ).broker
 
 
@@ -99,9 +105,9 @@ def signal_tree(root: int, sig: signal.Signals) -> None:
 def test_ack_only_after_the_broker_confirmed(tmp_path: Path, rabbitmq: Any) -> None:
     """Freeze the broker (SIGSTOP): a say gets no ack until the broker runs again."""
     pid = rabbitmq.pids["rabbitmq"]
-    assert any(
-        b"beam" in Path(f"/proc/{p}/comm").read_bytes() for p in process_tree(pid)
-    ), "the Erlang VM is not under the broker's pid"
+    assert any(b"beam" in Path(f"/proc/{p}/comm").read_bytes() for p in process_tree(pid)), (
+        "the Erlang VM is not under the broker's pid"
+    )
 
     async def scenario() -> None:
         async with rabbit_cluster(tmp_path, rabbitmq, gateways=1) as c:
@@ -117,7 +123,9 @@ def test_ack_only_after_the_broker_confirmed(tmp_path: Path, rabbitmq: Any) -> N
                 signal_tree(pid, signal.SIGCONT)
             ack = await client.expect("ack", client_msg_id="w", timeout=10)
             # Acked means durable: history has it (or will, from the durable queue).
-            await eventually(lambda: ack["id"] in {m.id for m in c.history.store.latest("lobby", 5)})
+            await eventually(
+                lambda: ack["id"] in {m.id for m in c.history.store.latest("lobby", 5)}
+            )
 
     run(scenario(), timeout=90)
 
@@ -148,8 +156,9 @@ def test_broker_restart_loses_nothing_acked(tmp_path: Path, rabbitmq: Any) -> No
     while the broker was down got a false ack, and retries of those are stored once."""
 
     async def scenario() -> None:
-        async with rabbit_cluster(tmp_path, rabbitmq, limits__burst="1000",
-                                  limits__rate_per_s="1000") as c:
+        async with rabbit_cluster(
+            tmp_path, rabbitmq, limits__burst="1000", limits__rate_per_s="1000"
+        ) as c:
             await eventually(lambda: all_ready(c), timeout=20)
             talker = await Client.connect(c.gateway_served[0].ws)
             listener = await Client.connect(c.gateway_served[1].ws)
@@ -167,8 +176,9 @@ def test_broker_restart_loses_nothing_acked(tmp_path: Path, rabbitmq: Any) -> No
                 cmid = f"s{counter}"
                 await talker.send(type="say", room="steady", text=f"n{counter}", client_msg_id=cmid)
                 frame = await talker.first(
-                    lambda f: f["type"] == "error"
-                    or (f["type"] == "ack" and f["client_msg_id"] == cmid),
+                    lambda f: (
+                        f["type"] == "error" or (f["type"] == "ack" and f["client_msg_id"] == cmid)
+                    ),
                     f"answer to {cmid}",
                     timeout=15,
                 )
@@ -180,7 +190,9 @@ def test_broker_restart_loses_nothing_acked(tmp_path: Path, rabbitmq: Any) -> No
 
             for _ in range(10):
                 await say_one()
-            restart = __import__("asyncio").get_running_loop().run_in_executor(None, rabbitmq.restart)
+            restart = (
+                __import__("asyncio").get_running_loop().run_in_executor(None, rabbitmq.restart)
+            )
             while not restart.done():
                 await say_one()
                 if not await all_ready(c):

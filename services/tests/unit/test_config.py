@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import entry_point
 
 from chatstack import contract
 from chatstack.config import ConfigError, load_config
-from support import entry_point
 
 
 def write(path: Path, text: str) -> Path:
@@ -57,7 +57,10 @@ def test_file_then_environment(tmp_path: Path, secrets_dir: Path) -> None:
         '[gateway]\nallowed_origins = ["https://Chat.Example.com/"]\n'
         "[limits]\nburst = 3\n",
     )
-    env = rabbit_env(secrets_dir) | {"CHATSTACK_HTTP__PORT": "9001", "CHATSTACK_LIMITS__RATE_PER_S": "2.5"}
+    env = rabbit_env(secrets_dir) | {
+        "CHATSTACK_HTTP__PORT": "9001",
+        "CHATSTACK_LIMITS__RATE_PER_S": "2.5",
+    }
     config = load_config("gateway", path, env)
     assert config.instance == "gw-7"
     assert config.http.port == 9001
@@ -113,11 +116,17 @@ def error(role: str, path: Path | None = None, env: dict[str, str] | None = None
         ({"CHATSTACK_BROKER__KIND": "rabbitmq"}, "broker.kind", "'memory' for chatstack serve"),
         ({"CHATSTACK_HTTP__PROT": "1"}, "http.prot", "a known key"),
         ({"CHATSTACK_BROKER__PASSWORD": "x"}, "broker.password", "no secret as a value"),
-        ({"CHATSTACK_GATEWAY__ALLOWED_ORIGINS": "chat.example.com"}, "gateway.allowed_origins", "origins"),
+        (
+            {"CHATSTACK_GATEWAY__ALLOWED_ORIGINS": "chat.example.com"},
+            "gateway.allowed_origins",
+            "origins",
+        ),
         ({"CHATSTACK_GATEWAY__PING_TIMEOUT_S": "99"}, "gateway.ping_timeout_s", "at most"),
     ],
 )
-def test_bad_values_name_key_value_and_expectation(env: dict[str, str], key: str, expected: str) -> None:
+def test_bad_values_name_key_value_and_expectation(
+    env: dict[str, str], key: str, expected: str
+) -> None:
     exc = error("serve", env=env)
     assert exc.key == key
     assert expected in exc.expected
@@ -170,7 +179,13 @@ def test_memory_broker_only_inside_serve(secrets_dir: Path) -> None:
     assert error("gateway", env=env).key == "broker.kind"
 
 
-INT_KEYS = ["HTTP__PORT", "LIMITS__MAX_ROOMS", "LIMITS__BURST", "STATSD__PORT", "BROKER__HEARTBEAT_S"]
+INT_KEYS = [
+    "HTTP__PORT",
+    "LIMITS__MAX_ROOMS",
+    "LIMITS__BURST",
+    "STATSD__PORT",
+    "BROKER__HEARTBEAT_S",
+]
 
 
 @given(st.sampled_from(INT_KEYS), st.text(max_size=12))

@@ -10,7 +10,9 @@ PACKAGE = Path(contract.__file__).parent
 
 
 def python_sources() -> list[Path]:
-    return [p for p in PACKAGE.rglob("*.py") if "devstack" not in p.parts and "probe" not in p.parts]
+    return [
+        p for p in PACKAGE.rglob("*.py") if "devstack" not in p.parts and "probe" not in p.parts
+    ]
 
 
 def names_used(pattern: str) -> set[str]:
@@ -35,7 +37,10 @@ def test_routes_ports_and_amqp_names_used_in_code_exist() -> None:
     for accessor, section in (("route", "routes"), ("port", "ports"), ("amqp", "amqp")):
         used = names_used(rf'contract\.{accessor}\(\s*"([^"]+)"')
         assert used, f"no contract.{accessor}() call found"
-        assert used <= set(contract.section(section)), (section, used - set(contract.section(section)))
+        assert used <= set(contract.section(section)), (
+            section,
+            used - set(contract.section(section)),
+        )
 
 
 def test_error_codes_used_in_code_are_declared() -> None:
@@ -65,5 +70,6 @@ def test_routing_keys_follow_the_history_binding() -> None:
     binding = contract.amqp("history_binding_key")
     assert re.fullmatch(binding.replace(".", r"\.").replace("*", r"[^.]+"), message_key)
     assert not re.fullmatch(
-        binding.replace(".", r"\.").replace("*", r"[^.]+"), contract.routing_key("presence", "lobby")
+        binding.replace(".", r"\.").replace("*", r"[^.]+"),
+        contract.routing_key("presence", "lobby"),
     )

@@ -48,7 +48,10 @@ def test_valid_frames() -> None:
         ('{"type":"say","room":"r","text":"","client_msg_id":"c"}', "bad_text"),
         ('{"type":"say","room":"r","text":5,"client_msg_id":"c"}', "bad_text"),
         ('{"type":"say","room":"r","text":"\\ud800","client_msg_id":"c"}', "bad_text"),
-        ('{"type":"say","room":"r","text":"' + "x" * 21 + '","client_msg_id":"c"}', "text_too_long"),
+        (
+            '{"type":"say","room":"r","text":"' + "x" * 21 + '","client_msg_id":"c"}',
+            "text_too_long",
+        ),
         ('{"type":"say","room":"r","text":"ok","client_msg_id":"a b"}', "bad_client_msg_id"),
         ('{"type":"say","room":"r","text":"ok"}', "bad_client_msg_id"),
     ],
@@ -76,8 +79,9 @@ def test_every_documented_code_exists_in_the_contract() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 frame_like = st.fixed_dictionaries(

@@ -22,9 +22,7 @@ def test_burst_then_refill() -> None:
     assert sum(bucket.take() for _ in range(10)) == 3
 
 
-@given(
-    st.floats(0.1, 50), st.integers(1, 20), st.lists(st.floats(0, 2), min_size=1, max_size=200)
-)
+@given(st.floats(0.1, 50), st.integers(1, 20), st.lists(st.floats(0, 2), min_size=1, max_size=200))
 def test_never_more_than_burst_plus_rate_times_elapsed(
     rate: float, burst: int, gaps: list[float]
 ) -> None:

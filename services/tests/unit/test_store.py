@@ -32,7 +32,9 @@ def test_a_message_seen_twice_is_stored_once(tmp_path: Path) -> None:
     # Retried through another gateway: new id, same (room, nick, client_msg_id).
     assert store.store([message("A3", cmid="cA1")]) == (0, 1)
     # Same client_msg_id from another nick or room is another message.
-    assert store.store([message("A4", nick="bob", cmid="cA1"), message("A5", room="q", cmid="cA1")]) == (2, 0)
+    assert store.store(
+        [message("A4", nick="bob", cmid="cA1"), message("A5", room="q", cmid="cA1")]
+    ) == (2, 0)
     assert [m.id for m in store.after("r", "", 10)] == ["A1", "A2", "A4"]
 
 
