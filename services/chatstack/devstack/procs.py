@@ -130,15 +130,26 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def stop_recorded(pid: int, started: int | None, timeout: float = 20.0) -> bool:
-    """Stop a process (group) recorded by an earlier run, if it is still that same process."""
+def stop_recorded(
+    pid: int, started: int | None, timeout: float = 20.0, *, group: bool = True
+) -> bool:
+    """Stop a process (its group when ``group``) recorded by an earlier run, if it is still
+    that same process (same kernel start time); True when there was something to stop."""
     if started is None or start_time(pid) != started:
         return False
-    _signal_group(pid, signal.SIGTERM)
+    if group:
+        _signal_group(pid, signal.SIGTERM)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if start_time(pid) != started:
             return True
         time.sleep(0.2)
-    _signal_group(pid, signal.SIGKILL)
+    if group:
+        _signal_group(pid, signal.SIGKILL)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     return True

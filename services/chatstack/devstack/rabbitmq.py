@@ -357,20 +357,32 @@ def _service_user() -> pwd.struct_passwd | None:
         ) from err
 
 
+def unreachable_reason(base: Path) -> str | None:
+    """Why the node's user could not enter ``base`` (pytest's tmp and /root are 0700), or None."""
+    user = _service_user()
+    if user is None:
+        return None
+    for parent in base.resolve().parents:
+        if not parent.exists():
+            continue  # we will create it with the usual 0755
+        st = parent.stat()
+        if not st.st_mode & 0o001 and st.st_uid != user.pw_uid:
+            return (
+                f"RabbitMQ runs as {user.pw_name!r} and cannot enter {parent}"
+                f" (mode {oct(st.st_mode & 0o777)}): put the broker directory {base}"
+                " somewhere it can reach, e.g. under /tmp"
+            )
+    return None
+
+
 def _check_reachable(base: Path, user: pwd.struct_passwd | None) -> None:
-    """The rabbitmq user must be able to walk down to its directory (pytest's tmp is 0700)."""
     base.mkdir(parents=True, exist_ok=True)
     if user is None:
         return
     base.chmod(0o711)  # others may traverse, not list: secrets/ stays ours (0700 below)
-    for parent in base.resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & 0o001 and parent.stat().st_uid != user.pw_uid:
-            raise RuntimeError(
-                f"RabbitMQ runs as {user.pw_name!r} and cannot enter {parent}"
-                f" (mode {oct(mode & 0o777)}): put the broker directory {base}"
-                " somewhere it can reach, e.g. under /tmp"
-            )
+    reason = unreachable_reason(base)
+    if reason is not None:
+        raise RuntimeError(reason)
 
 
 def _chown_tree(root: Path, user: pwd.struct_passwd) -> None:

@@ -1,0 +1,138 @@
+"""nginx of the stack: gixy finds nothing, the contract's headers are sent once on every
+path, no CORS header, and the renderer refuses a contract it cannot honour."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from chatstack.devstack import contract as contract_mod
+from chatstack.devstack import nginx
+from chatstack.devstack.stack import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+GIXY_REQUIREMENTS = Path(__file__).with_name("gixy-requirements.txt")
+GIXY_VENV = REPO / ".tools" / "gixy"  # the same venv `make gixy` builds
+
+
+def gixy() -> Path:
+    """gixy from its own pinned tools venv, built on first use (CI starts from a clean clone)."""
+    binary = GIXY_VENV / "bin" / "gixy"
+    marker = GIXY_VENV / ".installed"
+    if (
+        not marker.exists()
+        or marker.stat().st_mtime < GIXY_REQUIREMENTS.stat().st_mtime
+    ):
+        subprocess.run([sys.executable, "-m", "venv", str(GIXY_VENV)], check=True)
+        subprocess.run(
+            [
+                str(GIXY_VENV / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "-r",
+                str(GIXY_REQUIREMENTS),
+            ],
+            check=True,
+            timeout=600,
+        )
+        marker.touch()
+    return binary
+
+
+def get(url: str) -> tuple[int, list[tuple[str, str]]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status), list(resp.headers.items())
+    except urllib.error.HTTPError as err:
+        return err.code, list(err.headers.items())
+
+
+@pytest.mark.stack
+@pytest.mark.timeout(900)
+def test_gixy_finds_nothing(stack: Stack) -> None:
+    result = subprocess.run(
+        [str(gixy()), str(stack.nginx.site.conf_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No issues found" in result.stdout, result.stdout
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/api/rooms/lobby/messages", "/no-such-file", "/api/rooms/%20/messages"],
+)
+def test_security_headers_once_and_no_cors(stack: Stack, path: str) -> None:
+    status, headers = get(stack.url + path)
+    assert status != 0
+    names = [name.lower() for name, _ in headers]
+    for name, value in contract_mod.load()["proxy"]["headers"].items():
+        assert names.count(name.lower()) == 1, (
+            f"{path} (HTTP {status}): {name} x{names.count(name.lower())}"
+        )
+        assert {n.lower(): v for n, v in headers}[name.lower()] == value
+    assert not any(n.startswith("access-control-") for n in names), headers
+
+
+@pytest.mark.stack
+def test_websocket_route_reaches_a_gateway_with_the_headers(stack: Stack) -> None:
+    # A plain GET on the websocket route is answered by a gateway (not nginx's own 404).
+    status, headers = get(stack.url + contract_mod.load()["routes"]["websocket"])
+    assert status in (400, 403, 426), status
+    names = [name.lower() for name, _ in headers]
+    assert "content-security-policy" in names
+
+
+def test_rendered_config_uses_the_contract(tmp_path: Path) -> None:
+    contract = contract_mod.load()
+    site = nginx.Site(
+        listen=nginx.Upstream("127.0.0.1", 1),
+        gateways=(nginx.Upstream("127.0.0.1", 2), nginx.Upstream("127.0.0.1", 3)),
+        history=nginx.Upstream("127.0.0.1", 4),
+        static_dir=tmp_path,
+        prefix=tmp_path,
+    )
+    text = nginx.render(contract, site)
+    proxy = contract["proxy"]
+    assert f"upstream {proxy['upstream_gateways']} {{" in text
+    assert f"proxy_read_timeout {proxy['websocket_timeout_s']}s;" in text
+    assert (
+        text.count(
+            f"max_fails={proxy['max_fails']} fail_timeout={proxy['fail_timeout_s']}s"
+        )
+        == 3
+    )
+    assert text.count("add_header ") == len(proxy["headers"])
+    assert "Access-Control" not in text
+
+
+def test_render_refuses_a_websocket_timeout_below_the_ping_interval(
+    tmp_path: Path,
+) -> None:
+    contract = copy.deepcopy(contract_mod.load())
+    contract["proxy"]["websocket_timeout_s"] = contract["websocket"]["ping_interval_s"]
+    site = nginx.Site(nginx.Upstream("127.0.0.1", 1), (nginx.Upstream("127.0.0.1", 2),),
+                      nginx.Upstream("127.0.0.1", 3), tmp_path, tmp_path)  # fmt: skip
+    with pytest.raises(ValueError, match="websocket_timeout_s"):
+        nginx.render(contract, site)
+
+
+def test_render_refuses_a_header_value_that_would_break_the_config(
+    tmp_path: Path,
+) -> None:
+    contract = copy.deepcopy(contract_mod.load())
+    contract["proxy"]["headers"]["X-Frame-Options"] = 'DENY"; add_header X-Evil "1'
+    site = nginx.Site(nginx.Upstream("127.0.0.1", 1), (nginx.Upstream("127.0.0.1", 2),),
+                      nginx.Upstream("127.0.0.1", 3), tmp_path, tmp_path)  # fmt: skip
+    with pytest.raises(ValueError, match="X-Frame-Options"):
+        nginx.render(contract, site)
