@@ -59,7 +59,10 @@ def _health_routes(instance: str, checks: dict[str, Any]) -> list[Any]:
 
 
 def make_gateway_app(config: Config, gateway: Gateway) -> tornado.web.Application:
-    checks = {"broker": lambda: gateway.broker.ready}
+    checks = {
+        "broker not connected": lambda: gateway.broker.ready,
+        "shutting down": lambda: not gateway.draining,
+    }
     routes = _gateway_routes(gateway) + _health_routes(config.instance, checks)
     return tornado.web.Application(routes, **_settings(config))
 
@@ -67,7 +70,10 @@ def make_gateway_app(config: Config, gateway: Gateway) -> tornado.web.Applicatio
 def make_history_app(
     config: Config, history: HistoryService, metrics: Metrics
 ) -> tornado.web.Application:
-    checks = {"broker": lambda: history.broker.ready, "store": lambda: history.store.is_open}
+    checks = {
+        "broker not connected": lambda: history.broker.ready,
+        "store not open": lambda: history.store.is_open,
+    }
     routes = _history_routes(history, metrics) + _health_routes(config.instance, checks)
     return tornado.web.Application(routes, **_settings(config))
 
@@ -77,8 +83,9 @@ def make_embedded_app(
 ) -> tornado.web.Application:
     """Everything on one port: what nginx assembles from several processes in production."""
     checks = {
-        "broker": lambda: gateway.broker.ready and history.broker.ready,
-        "store": lambda: history.store.is_open,
+        "broker not connected": lambda: gateway.broker.ready and history.broker.ready,
+        "store not open": lambda: history.store.is_open,
+        "shutting down": lambda: not gateway.draining,
     }
     static = client_dir(config)
     routes = (

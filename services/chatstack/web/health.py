@@ -17,7 +17,10 @@ class HealthHandler(tornado.web.RequestHandler):
 
 
 class ReadyHandler(tornado.web.RequestHandler):
-    """Ready when every check passes; 503 names the ones that do not."""
+    """Ready when every check passes; 503 says why not.
+
+    ``checks`` maps the reason reported when a check fails to the check itself.
+    """
 
     def initialize(self, instance: str, checks: dict[str, Callable[[], bool]]) -> None:
         self.instance = instance
@@ -25,15 +28,11 @@ class ReadyHandler(tornado.web.RequestHandler):
 
     def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
-        failing = sorted(name for name, check in self.checks.items() if not check())
+        failing = sorted(reason for reason, check in self.checks.items() if not check())
         if failing:
             self.set_status(503)
             self.write(
-                {
-                    "status": "not ready",
-                    "instance": self.instance,
-                    "reason": ", ".join(f"{name} not ready" for name in failing),
-                }
+                {"status": "not ready", "instance": self.instance, "reason": ", ".join(failing)}
             )
         else:
             self.write({"status": "ready", "instance": self.instance})

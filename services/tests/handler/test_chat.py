@@ -144,7 +144,7 @@ def test_health_and_readiness(tmp_path: Path) -> None:
             await chat.history.close()  # store closed, broker endpoint gone
             response = await get(f"{chat.served.http}/readyz")
             assert response.code == 503
-            assert b"store not ready" in response.body
+            assert b"store not open" in response.body
 
     run(scenario())
 
