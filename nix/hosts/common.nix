@@ -1,0 +1,56 @@
+# What every host of the fleet has: its name, SSH for deploy-rs and agenix, the nftables
+# firewall the chatstack modules add source-restricted rules to, journald and Netdata.
+{
+  lib,
+  chatstackHost,
+  ...
+}:
+let
+  inherit (chatstackHost) name fleet;
+
+  # deploy-rs logs in as fleet.ssh_user with these keys: the admins given as SSH keys (an age
+  # key cannot log in) and the optional fleet-wide `ssh_authorized_keys` list.
+  authorizedKeys =
+    lib.filter (lib.hasPrefix "ssh-") (lib.attrValues fleet.admins)
+    ++ fleet.ssh_authorized_keys or [ ];
+in
+{
+  networking.hostName = name;
+  # The modules' firewall rules limited to source addresses use nftables here
+  # (networking.firewall.extraInputRules; modules/lib.nix also supports iptables).
+  networking.nftables.enable = true;
+
+  # The host key is also the agenix identity (age.identityPaths defaults to these keys).
+  services.openssh = {
+    enable = true;
+    settings = {
+      PasswordAuthentication = false;
+      KbdInteractiveAuthentication = false;
+      PermitRootLogin = "no";
+    };
+  };
+
+  users.users.${fleet.ssh_user} = {
+    isNormalUser = true;
+    extraGroups = [ "wheel" ];
+    openssh.authorizedKeys.keys = authorizedKeys;
+  };
+  # deploy-rs activates with `sudo` and copies closures as this user.
+  security.sudo.wheelNeedsPassword = false;
+  nix.settings.trusted-users = [ fleet.ssh_user ];
+
+  services.chatstack.logging.enable = true;
+  services.chatstack.monitoring.enable = true;
+
+  time.timeZone = "UTC";
+  system.stateVersion = "26.05";
+
+  # EXAMPLE hardware: replace with the real machine's hardware-configuration.nix. The address
+  # in fleet.toml must be this host's (static or a DHCP reservation): services bind to it.
+  boot.loader.grub.device = lib.mkDefault "/dev/sda";
+  fileSystems."/" = lib.mkDefault {
+    device = "/dev/disk/by-label/nixos";
+    fsType = "ext4";
+  };
+  networking.useDHCP = lib.mkDefault true;
+}
