@@ -1,0 +1,7 @@
+# formatter.<system>: `nix fmt` formats every .nix file with nixfmt (RFC 166 style) through
+# treefmt. nixfmt-rfc-style is the deprecated name of the same formatter.
+inputs:
+let
+  common = import ./lib.nix inputs;
+in
+common.forAllSystems (system: common.pkgsFor.${system}.nixfmt-tree)
