@@ -97,8 +97,8 @@ export class Connection {
     // A socket that stayed up a while was a good session: start the backoff afresh.
     if (this.openedAt && performance.now() - this.openedAt >= RECONNECT_STABLE_MS) this.attempt = 0;
     this.openedAt = 0;
-    // 1012: the gateway is restarting and another one is ready (behind nginx): come back
-    // soon, jittered so every client of that gateway does not arrive at once.
+    // Service restart: the gateway is draining and another one is ready (behind nginx):
+    // come back soon, jittered so every client of that gateway does not arrive at once.
     const span =
       code === CLOSE_SERVICE_RESTART
         ? RECONNECT_BASE_MS

@@ -1,0 +1,124 @@
+"""The chat client as a user sees it, through the DOM ids documented in index.html."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chromium_cdp import Browser, Page
+
+ONLINE = "document.querySelector('#status').dataset.state === 'online'"
+# Messages of the room on screen, in DOM order, with what a user sees of them.
+SHOWN = """[...document.querySelectorAll('#messages ol:not([hidden]) li.message')].map(li => ({
+  id: li.dataset.id,
+  nick: li.querySelector('.nick').textContent,
+  text: li.querySelector('.text').textContent,
+  elements: li.querySelector('.text').childElementCount,
+}))"""
+# Console entries that are expected while a server is down (the browser logs failed
+# websocket attempts and the aborted socket); anything else at error level is a bug.
+OUTAGE_NOISE = ("WebSocket connection to", "Failed to load resource")
+
+
+class ChatPage:
+    def __init__(self, page: Page, name: str) -> None:
+        self.page = page
+        self.name = name
+
+    @classmethod
+    async def open(cls, browser: Browser, url: str, name: str) -> ChatPage:
+        page = await browser.new_page()
+        await page.navigate(url + "/")
+        chat = cls(page, name)
+        await chat.wait_online()
+        return chat
+
+    async def wait_online(self, timeout: float = 15) -> None:
+        await self.page.wait_for(ONLINE, f"{self.name}: #status online", timeout)
+
+    async def join(self, room: str, nick: str) -> None:
+        await self.page.fill("#nick", nick)
+        await self.page.fill("#room", room)
+        await self.page.click("#join")
+        await self.wait_joined(room, nick)
+
+    async def wait_joined(self, room: str, nick: str, timeout: float = 15) -> None:
+        # Our own presence is how the client knows it is in (docs/protocol.md).
+        await self.page.wait_for(
+            f"!!document.querySelector('#rooms button[data-room={json.dumps(room)}]')"
+            f" && !!document.querySelector('#presence li[data-nick={json.dumps(nick)}]')",
+            f"{self.name}: joined {room} as {nick}",
+            timeout,
+        )
+
+    async def say(self, text: str) -> None:
+        await self.page.fill("#text", text)
+        await self.page.click("#send")
+
+    async def shown(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = await self.page.evaluate(SHOWN)
+        return messages
+
+    async def wait_texts(
+        self, texts: list[str], timeout: float = 15
+    ) -> list[dict[str, Any]]:
+        """Wait until every text is shown; the messages on screen then."""
+        await self.page.wait_for(
+            f"(() => {{ const shown = new Set({SHOWN}.map(m => m.text));"
+            f" return {json.dumps(texts)}.every(t => shown.has(t)); }})()",
+            f"{self.name}: messages {texts} shown",
+            timeout,
+        )
+        return await self.shown()
+
+    async def text_of(self, selector: str) -> str:
+        value: str = await self.page.evaluate(
+            f"document.querySelector({json.dumps(selector)})?.textContent ?? ''"
+        )
+        return value
+
+    async def count(self, selector: str) -> int:
+        value: int = await self.page.evaluate(
+            f"document.querySelectorAll({json.dumps(selector)}).length"
+        )
+        return value
+
+    def console_errors(self, outage: bool = False) -> list[str]:
+        """Error-level console entries (CSP violations included); outage noise if allowed."""
+        errors = [
+            line
+            for line in self.page.console
+            if line.startswith(
+                ("log.error", "exception", "console.error", "console.assert")
+            )
+        ]
+        if outage:
+            errors = [
+                line for line in errors if not any(n in line for n in OUTAGE_NOISE)
+            ]
+        return errors
+
+
+def check_shown_once_in_order(
+    pages: list[ChatPage], shown: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Each page shows each message once, in id order, and all pages the same list."""
+    reference: list[str] | None = None
+    for page in pages:
+        ids = [m["id"] for m in shown[page.name]]
+        texts = [m["text"] for m in shown[page.name]]
+        assert len(ids) == len(set(ids)), f"{page.name} shows an id twice: {ids}"
+        assert len(texts) == len(set(texts)), (
+            f"{page.name} shows a message twice: {texts}"
+        )
+        assert ids == sorted(ids), (
+            f"{page.name} does not show messages in id order: {ids}"
+        )
+        assert all(len(i) == 26 for i in ids), (
+            f"{page.name}: data-id not a message id: {ids}"
+        )
+        if reference is None:
+            reference = ids
+        assert ids == reference, (
+            f"{page.name} shows {ids}, {pages[0].name} shows {reference}"
+        )
