@@ -41,11 +41,11 @@ CALL_TIMEOUT_S = 30.0
 
 
 def chromium_binary() -> str | None:
-    return (
-        os.environ.get("CHROMIUM")
-        or shutil.which("chromium")
-        or shutil.which("chromium-browser")
-    )
+    """$CHROMIUM when set (None if it is not there), else chromium on PATH."""
+    chosen = os.environ.get("CHROMIUM")
+    if chosen:
+        return shutil.which(chosen)
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 class CDPError(Exception):

@@ -1,0 +1,59 @@
+"""A missing Chromium skips the browser tests on a laptop but fails them under CI=true.
+
+Runs the browser suite in a child pytest with $CHROMIUM pointing nowhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+# One browser test is enough: the browser fixture decides before any page opens.
+SELECTED = "test_error_frames_are_shown and embedded"
+
+
+def run_without_chromium(ci: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["CHROMIUM"] = "/nonexistent/chromium"
+    if ci is not None:
+        env["CI"] = ci
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            str(HERE / "test_browser_chat.py"),
+            "-k",
+            SELECTED,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+        cwd=HERE.parents[1],
+    )
+
+
+@pytest.mark.parametrize("ci", [None, "false"])
+def test_skips_with_the_install_command_outside_ci(ci: str | None) -> None:
+    result = run_without_chromium(ci)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 skipped" in result.stdout
+    assert "apt-get install -y chromium" in result.stdout
+
+
+def test_fails_under_ci() -> None:
+    result = run_without_chromium("true")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "CI=true: chromium not found" in result.stdout
+    assert "skipped" not in result.stdout
