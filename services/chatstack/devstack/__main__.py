@@ -1,8 +1,10 @@
-"""``python -m chatstack.devstack [up|down]`` — what ``make stack`` / ``make stack-stop`` run.
+"""``python -m chatstack.devstack [up|down|ctl ...]``: what ``make stack``/``stack-stop`` run.
 
 ``up`` starts the local stack in the foreground, prints each component's address and log
 file, and stops everything on Ctrl-C or SIGTERM. ``down`` (from another terminal) asks the
 running ``up`` to stop and, if that process is gone, stops the processes it recorded.
+``ctl ARGS`` runs ``rabbitmqctl ARGS`` against the stack's RabbitMQ node (its own node name,
+epmd port and cookie, which a bare ``rabbitmqctl`` would not find).
 The state (keys, passwords, data, logs, ``state.json``) lives under ``--state-dir``.
 """
 
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from chatstack.devstack import procs
+from chatstack.devstack import contract as contract_mod
+from chatstack.devstack import pki, procs, rabbitmq
 from chatstack.devstack.stack import Stack
 
 log = logging.getLogger("chatstack.devstack")
@@ -58,8 +61,10 @@ def up(state_dir: Path) -> int:
     except (RuntimeError, OSError) as err:
         say(f"error: {err}")
         return 1
-    signal.signal(signal.SIGTERM, _raise_stop)
-    signal.signal(signal.SIGINT, _raise_stop)
+    # SIGHUP too: closing the terminal must not orphan the children (they have their own
+    # sessions, so nothing else would stop them).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _raise_stop)
     say(f"starting the local stack (state in {state_dir}/) ...")
     try:
         timings = stack.start()
@@ -67,6 +72,13 @@ def up(state_dir: Path) -> int:
             "orchestrator": _record(os.getpid()),
             "children": {name: _record(pid) for name, pid in stack.pids().items()},
             "url": stack.url,
+            "rabbitmq": {
+                "base_dir": str(stack.rabbitmq.spec.base_dir),
+                "node_name": stack.rabbitmq.spec.node_name,
+                "amqps_port": stack.rabbitmq.spec.amqps_port,
+                "dist_port": stack.rabbitmq.spec.dist_port,
+                "epmd_port": stack.rabbitmq.spec.epmd_port,
+            },
         }
         state_file.write_text(json.dumps(state, indent=2))
         say("")
@@ -93,8 +105,8 @@ def up(state_dir: Path) -> int:
         return 1
     finally:
         # A second Ctrl-C must not cut the cleanup short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         stack.stop()
         state_file.unlink(missing_ok=True)
         say("stopped.")
@@ -125,18 +137,56 @@ def down(state_dir: Path) -> int:
     return 0
 
 
+def ctl(state_dir: Path, args: list[str]) -> int:
+    state_file = state_dir / "state.json"
+    if not state_file.exists():
+        say(f"no running stack recorded in {state_file}: start one with `make stack`")
+        return 1
+    node = json.loads(state_file.read_text())["rabbitmq"]
+    contract = contract_mod.load()
+    ca = pki.make_pki(state_dir / "pki")  # exists already: only its paths are needed
+    spec = rabbitmq.BrokerSpec(
+        base_dir=Path(node["base_dir"]),
+        node_name=node["node_name"],
+        amqps_port=node["amqps_port"],
+        dist_port=node["dist_port"],
+        epmd_port=node["epmd_port"],
+        pki=ca,
+        vhost=contract["amqp"]["vhost"],
+    )
+    try:
+        sys.stdout.write(rabbitmq.Broker(spec, contract).ctl(*args))
+    except RuntimeError as err:
+        say(f"error: {err}")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    # The options work before and after the command; SUPPRESS keeps a subcommand's
+    # default from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(prog="python -m chatstack.devstack", description=__doc__)
-    parser.add_argument("command", nargs="?", default="up", choices=["up", "down"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--verbose", action="store_true", help="log every process start/stop")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("up", parents=[common], help="start the stack (foreground)")
+    commands.add_parser("down", parents=[common], help="stop a running stack")
+    ctl_parser = commands.add_parser("ctl", parents=[common], help="rabbitmqctl on its node")
+    ctl_parser.add_argument("ctl_args", nargs=argparse.REMAINDER, help="rabbitmqctl arguments")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     state_dir = args.state_dir.resolve()
-    return up(state_dir) if args.command == "up" else down(state_dir)
+    if args.command == "ctl":
+        return ctl(state_dir, args.ctl_args)
+    if args.command == "down":
+        return down(state_dir)
+    return up(state_dir)
 
 
 if __name__ == "__main__":

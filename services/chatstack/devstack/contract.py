@@ -1,18 +1,22 @@
-"""Read the contract (``chatstack/contract.toml``), the one place names and numbers live."""
+"""The contract (``chatstack/contract.toml``) as the stack reads it, plus derived numbers."""
 
 from __future__ import annotations
 
-import tomllib
-from importlib import resources
+import copy
 from typing import Any
+
+from chatstack import contract as _contract
 
 Contract = dict[str, Any]
 
 
 def load() -> Contract:
-    """Parse the contract shipped inside the package (the file the Nix modules read too)."""
-    text = resources.files("chatstack").joinpath("contract.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    """The parsed contract shipped in the package (the file the Nix modules read too).
+
+    A copy: the services' loader caches one dict per process, and a caller here (a test
+    checking that a bad contract is refused) may change its copy.
+    """
+    return copy.deepcopy(_contract.contract())
 
 
 def gateway_port(contract: Contract, instance: int) -> int:
