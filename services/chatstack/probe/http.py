@@ -37,7 +37,7 @@ async def request(
         connect_timeout=target.timeout,
         request_timeout=target.timeout,
         follow_redirects=False,
-        # OPTIONS/GET carry no body; tornado insists on that being explicit for OPTIONS.
+        # Lets OPTIONS and a body-less POST through (checks of refusals send no body).
         allow_nonstandard_methods=True,
     )
     try:
