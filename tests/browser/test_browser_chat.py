@@ -190,6 +190,44 @@ def test_error_frames_are_shown(run_in_browser: Any, site: Any) -> None:
     run_in_browser(scenario)
 
 
+def test_two_rooms_on_one_page_and_leave(run_in_browser: Any, site: Any) -> None:
+    """Messages go to their room's list; the other room's tab is marked; leave removes it."""
+    first, second = room_name("first"), room_name("second")
+
+    async def scenario(browser: Browser) -> None:
+        ada = await ChatPage.open(browser, site.url, "ada")
+        bob = await ChatPage.open(browser, site.url, "bob")
+        await ada.join(first, "ada")
+        await ada.join(second, "ada2")
+        await bob.join(second, "bob")
+        await ada.page.click(f"#rooms button[data-room='{first}']")
+        await bob.say("only in the second room")
+        await ada.page.wait_for(
+            f"document.querySelector(\"#rooms button[data-room='{second}']\")"
+            ".classList.contains('unread')",
+            "the second room's tab marked unread",
+        )
+        assert await ada.shown() == [], "a message of the other room shown in this one"
+        await ada.page.click(f"#rooms button[data-room='{second}']")
+        [message] = await ada.wait_texts(["only in the second room"])
+        assert message["nick"] == "bob"
+        assert (await ada.text_of("#room-title")) == f"{second} as ada2"
+
+        await ada.page.click("#leave")
+        await bob.page.wait_for(
+            "!document.querySelector('#presence li[data-nick=\"ada2\"]')",
+            "bob sees ada2 leave",
+        )
+        assert await ada.count("#rooms button") == 1
+        assert (await ada.text_of("#room-title")) == f"{first} as ada"
+        for page in (ada, bob):
+            assert page.console_errors() == [], (
+                f"{page.name} console: {page.console_errors()}"
+            )
+
+    run_in_browser(scenario)
+
+
 def test_the_page_is_served_with_the_csp_it_runs_under(site: Any) -> None:
     """The other tests assert a clean console; that only proves CSP-compliance if the page
     really came with the policy."""
