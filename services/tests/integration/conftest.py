@@ -15,7 +15,13 @@ The handle yielded (a ``chatstack.devstack.rabbitmq.Broker``):
 - ``.broker_config(role)`` → the ``[broker]`` table of docs/configuration.md (absolute
   paths), ``.config(role)`` → ``{"broker": {...}}`` to merge into a service config;
 - ``.stop()`` (graceful), ``.kill()`` (SIGKILL), ``.start()``, ``.restart()``,
-  ``.running()``, ``.ctl(*args)`` (rabbitmqctl against this node).
+  ``.running()``, ``.ctl(*args)`` (rabbitmqctl against this node);
+- ``.spec.pki``: ``.ca_file`` and a client certificate signed by the same CA
+  (``.client_cert``, ``.client_key``) for ``broker.cert_file``/``broker.key_file`` tests
+  (the broker verifies a client certificate when one is presented, and does not require one).
+
+``amqp_connect(role)`` (function scope) opens a pika BlockingConnection over TLS as that
+service user and closes it after the test.
 
 A test that stops the broker need not restart it: the broker is started again after any
 test that used it and left it down. Without rabbitmq-server the tests skip with the reason,

@@ -9,6 +9,7 @@ import pika
 import pika.exceptions
 import pytest
 
+from chatstack.devstack import pki
 from chatstack.devstack import rabbitmq as rmq
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -91,3 +92,28 @@ def test_a_wrong_password_is_refused(amqp_connect, rabbitmq: rmq.Broker) -> None
 def test_password_files_are_private(rabbitmq: rmq.Broker) -> None:
     for role in ("gateway", "history"):
         assert rabbitmq.password_file(role).stat().st_mode & 0o077 == 0
+
+
+def test_a_client_certificate_from_the_ca_is_accepted(rabbitmq: rmq.Broker) -> None:
+    ca = rabbitmq.spec.pki
+    assert ca.client_cert is not None and ca.client_key is not None
+    context = ssl.create_default_context(cafile=str(ca.ca_file))
+    context.load_cert_chain(str(ca.client_cert), str(ca.client_key))
+    assert _handshake(rabbitmq, context) in {"TLSv1.2", "TLSv1.3"}
+
+
+def test_a_client_certificate_from_another_ca_is_refused(
+    rabbitmq: rmq.Broker, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = pki.make_pki(tmp_path_factory.mktemp("other-ca"), client=True)
+    assert other.client_cert is not None and other.client_key is not None
+    context = ssl.create_default_context(cafile=str(rabbitmq.ca_file))
+    context.load_cert_chain(str(other.client_cert), str(other.client_key))
+    # TLS 1.3 reports the server's rejection of our certificate on the first read.
+    with (
+        pytest.raises((ssl.SSLError, ConnectionResetError)),
+        socket.create_connection((rabbitmq.host, rabbitmq.amqps_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=rabbitmq.host) as tls,
+    ):
+        tls.sendall(b"AMQP\x00\x00\x09\x01")
+        tls.recv(8)
