@@ -166,7 +166,9 @@ rec {
     };
 
   # "ADDRESS:PORT" of an upstream server, IPv6 in brackets.
-  hostPort = address: port: if isIPv6 address then "[${address}]:${toString port}" else "${address}:${toString port}";
+  hostPort =
+    address: port:
+    if isIPv6 address then "[${address}]:${toString port}" else "${address}:${toString port}";
 
   # An IP address (v4 or v6), not a host name: nginx resolves names only at start (gixy's
   # stale_dns_cache) and firewall rules need addresses.

@@ -189,7 +189,8 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.tls.certificateFile != null && cfg.tls.keyFile != null && cfg.tls.caFile != null;
+        assertion =
+          cfg.tls.certificateFile != null && cfg.tls.keyFile != null && cfg.tls.caFile != null;
         message = "services.chatstack.messageQueue: tls.certificateFile, tls.keyFile and tls.caFile must be set (the broker is AMQPS only).";
       }
       {
@@ -263,7 +264,9 @@ in
         RemainAfterExit = true;
         User = "rabbitmq";
         Group = "rabbitmq";
-        LoadCredential = lib.mapAttrsToList (role: file: "${role}-password:${file}") cfg.passwordFiles;
+        LoadCredential = lib.mapAttrsToList (
+          role: file: "${role}-password:${file}"
+        ) cfg.passwordFiles;
         # The Erlang VM reads CPU and memory facts from /proc.
         ProcSubset = "all";
       };

@@ -25,7 +25,7 @@ let
   # ---- statsd synthetic charts: one chart per contract metric -----------------------------
   # Netdata names a synthetic chart <app>.<id>; its context (what alarms attach to) is set
   # to the same. https://learn.netdata.cloud/docs/collecting-metrics/statsd
-  chartId = metric: lib.replaceStrings [ ".{code}" "." ] [ "" "_" ] metric;
+  chartId = metric: lib.replaceStrings [ "." ] [ "_" ] (lib.removeSuffix ".{code}" metric);
   chartContext = metric: "${prefix}.${chartId metric}";
   units = {
     gauge = "value";
@@ -90,7 +90,9 @@ let
       "127.0.0.1"
     else
       host;
-  readyUrl = settings: "http://${chatLib.hostPort (probeHost settings) settings.http.port}${contract.routes.readyz}";
+  readyUrl =
+    settings:
+    "http://${chatLib.hostPort (probeHost settings) settings.http.port}${contract.routes.readyz}";
   readinessJobs =
     lib.optionals gateway.enable (
       lib.mapAttrsToList (name: instance: {
