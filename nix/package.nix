@@ -154,12 +154,18 @@ let
       # The test group (pytest, hypothesis, pytest-timeout) becomes the check inputs.
       checkGroups = [ "test" ];
 
-      # Unit and property tests. Tests marked `integration` need a RabbitMQ; `make test` and the
-      # VM tests run them. The package must also ship the files the services read at run time.
+      # Unit, property, handler and embedded end-to-end tests. Tests marked `integration` need
+      # a RabbitMQ; `make test` and the VM tests run them. Some tests start the console
+      # scripts from next to sys.executable, as in a virtualenv, so the interpreter runs from
+      # a directory that also holds the installed scripts. The package must also ship the
+      # files the services read at run time.
       checkPhase = ''
         runHook preCheck
         export HOME="$(mktemp -d)"
-        python -m pytest -p no:cacheprovider -m "not integration" tests
+        bin="$(mktemp -d)"
+        ln -s "$(command -v python)" "$bin/python"
+        ln -s "$out"/bin/* "$bin/"
+        "$bin/python" -m pytest -p no:cacheprovider -m "not integration" tests
         test -f "$out/${python.sitePackages}/chatstack/contract.toml"
         test -f "$out/${python.sitePackages}/chatstack/chat_client_demo/index.html"
         runHook postCheck
