@@ -131,8 +131,8 @@ let
     );
   };
 
-  # Only what the build and the check phase read. Editing the README, docs, Nix files or the
-  # repo-level tests does not rebuild the package.
+  # Only what the build and the check phase read. Editing the top-level README, the docs, the
+  # Nix files or the repo-level tests does not rebuild the package.
   src = lib.fileset.toSource {
     root = ../services;
     fileset = lib.fileset.intersection (lib.fileset.fileFilter (file: !file.hasExt "pyc") ../services) (
