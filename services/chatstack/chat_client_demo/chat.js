@@ -74,7 +74,7 @@ class Room {
     this.log = new RoomLog();
     this.ids = []; // shown message ids, sorted, parallel to this.list's children
     this.members = new Set();
-    this.resumeFrom = null; // newest id shown when the (re-)join went out
+    this.resumeFrom = null; // newest id shown before the socket went (null: never joined)
     this.list = document.createElement("ol");
     this.list.className = "room-messages";
     this.list.dataset.room = name;
@@ -232,8 +232,10 @@ function nextJoin() {
   if (name === undefined) return;
   const room = state.rooms.get(name);
   if (!room) return nextJoin();
-  // Taken before any live message of this socket can arrive: see recovery.js recover().
-  room.resumeFrom = room.log.newest;
+  // A nick change of a joined room misses nothing: recover from where we are. Otherwise
+  // resumeFrom stays what onClosed took (the newest id before the socket went), even when
+  // this join is a retry and live messages came meanwhile: see recovery.js recover().
+  if (room.joined) room.resumeFrom = room.log.newest;
   room.joinAttempts += 1;
   state.joining = { room: name, nick: room.nick, timer: setTimeout(joinTimedOut, JOIN_TIMEOUT_MS) };
   connection.send({ type: "join", room: name, nick: room.nick });
@@ -396,7 +398,12 @@ function onWelcome(welcome) {
 }
 
 function onClosed(code) {
-  for (const room of state.rooms.values()) room.joined = false;
+  for (const room of state.rooms.values()) {
+    if (room.joined) room.resumeFrom = room.log.newest;
+    room.joined = false;
+    room.members.clear(); // presence is only told from our (re-)join on
+  }
+  renderPresence();
   clearJoining(); // onWelcome queues every room again
   for (const pending of state.pending.values()) pending.sentAt = 0;
   if (code === CLOSE_POLICY_VIOLATION) showError("closed", "the server closed the connection (policy violation)");
