@@ -162,7 +162,9 @@ def test_websocket_url_follows_location_protocol() -> None:
 def test_index_html_has_no_inline_code_or_style() -> None:
     """The CSP (script-src 'self'; style-src 'self') would block it."""
     html = (CLIENT / "index.html").read_text()
-    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, flags=re.DOTALL | re.IGNORECASE)
+    scripts = re.findall(
+        r"<script\b[^>]*>(.*?)</script>", html, flags=re.DOTALL | re.IGNORECASE
+    )
     assert scripts and all(body.strip() == "" for body in scripts), "inline script"
     assert all(
         'type="module"' in tag and "src=" in tag
@@ -170,7 +172,9 @@ def test_index_html_has_no_inline_code_or_style() -> None:
     )
     assert not re.search(r"<style\b", html, flags=re.IGNORECASE), "inline <style>"
     assert not re.search(r"\sstyle\s*=", html, flags=re.IGNORECASE), "style attribute"
-    assert not re.search(r"\son[a-z]+\s*=", html, flags=re.IGNORECASE), "inline event handler"
+    assert not re.search(r"\son[a-z]+\s*=", html, flags=re.IGNORECASE), (
+        "inline event handler"
+    )
     assert "javascript:" not in html.lower()
 
 
@@ -188,7 +192,9 @@ def test_text_reaches_the_page_as_text(path: Path) -> None:
         'setAttribute("style"',
     ):
         assert sink not in text, f"{path.name} uses {sink}"
-    imports = re.findall(r'^\s*import\b[^;]*?from\s+"([^"]+)"', text, flags=re.MULTILINE)
+    imports = re.findall(
+        r'^\s*import\b[^;]*?from\s+"([^"]+)"', text, flags=re.MULTILINE
+    )
     assert all(spec.startswith("./") and spec.endswith(".js") for spec in imports), (
         imports
     )
