@@ -204,7 +204,7 @@ _FIELDS: dict[str, _Field] = {
         _positive_float, lambda r: float(contract.amqp("blocked_connection_timeout_s"))
     ),
     "broker.reconnect_initial_s": _Field(_positive_float, _const(0.5)),
-    "broker.reconnect_max_s": _Field(_positive_float, _const(30.0)),
+    "broker.reconnect_max_s": _Field(_positive_float, _const(10.0)),
     "broker.publish_timeout_s": _Field(_positive_float, _const(10.0)),
     "history.database": _Field(_nonempty, _const("history.sqlite3")),
     "statsd.host": _Field(_string, _const("")),

@@ -47,7 +47,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         broker.on_delivery = self.deliver
         broker.add_ready_listener(self._ready_changed)
-        broker.on_reconnect = lambda: self.metrics.incr("gateway.broker.reconnects")
+        broker.on_reconnect = self._reconnected
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -72,6 +72,26 @@ class Gateway:
             log.info("broker ready", extra={"event": "broker.ready"})
         else:
             log.warning("broker not ready", extra={"event": "broker.not_ready"})
+
+    def _reconnected(self) -> None:
+        """The broker is back after an outage: make every client resynchronise.
+
+        While this gateway was cut off, messages said through other gateways reached history
+        but not this gateway's (new) queue, and the sockets that stayed open here cannot know
+        what they missed. Closing them with 1012 sends every client through its reconnect
+        and recovery path (docs/protocol.md, "Recovery"), which fetches exactly that gap.
+        """
+        self.metrics.incr("gateway.broker.reconnects")
+        sessions = list(self.sessions)
+        if sessions:
+            log.warning(
+                "broker reconnected: asking %d client(s) to reconnect and recover",
+                len(sessions),
+                extra={"event": "broker.resync"},
+            )
+        code = protocol_close_code("close_service_restart")
+        for session in sessions:
+            session.close(code, "broker reconnected, reconnect to catch up")
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a per-frame coroutine, tracked so SIGTERM can wait for it."""
@@ -117,9 +137,12 @@ class Gateway:
         entry = self.idempotency.get(key)
         if entry is None:
             self.idempotency.remember(key, payload["id"], payload["ts"])
-        elif entry.message_id != payload["id"]:
-            # A retry said again through another gateway: members here already have it.
+        elif entry.delivered:
+            # Shown here already: a say published again after a lost confirm, or retried
+            # through another gateway.
             return None
+        else:
+            entry.delivered = True
         return protocol.message(
             room, payload["id"], payload["nick"], payload["text"], payload["ts"]
         )

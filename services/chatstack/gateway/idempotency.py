@@ -3,7 +3,9 @@
 An entry is created when a say is first published (with its future, so a retry that arrives
 while the broker has not confirmed yet waits for the same outcome) and when a message is
 delivered from the broker (so a retry reaching this gateway after the original was said
-through another gateway gets the original id).
+through another gateway gets the original id). A publish that failed without a confirm
+keeps its entry: the broker may have routed it, so the retry is published again under the
+same id, which history and the other gateways recognise.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ class Entry:
     message_id: str
     ts: int
     expires: float
-    # Pending while the first publish waits for its confirm; None once settled.
+    # Set while a publish waits for its confirm; None once settled either way.
     confirmed: asyncio.Future[None] | None = None
+    accepted: bool = False  # the broker confirmed it: retries are answered from here
+    delivered: bool = False  # shown to this gateway's members already
 
 
 class IdempotencyCache:
@@ -51,6 +55,13 @@ class IdempotencyCache:
         self._prune()
 
     def remember(self, key: Key, message_id: str, ts: int) -> Entry:
+        """A message that came from the broker: accepted, and delivered here now."""
+        entry = Entry(message_id, ts, self._clock() + self._ttl, accepted=True, delivered=True)
+        self.put(key, entry)
+        return entry
+
+    def start(self, key: Key, message_id: str, ts: int) -> Entry:
+        """A say about to be published for the first time."""
         entry = Entry(message_id, ts, self._clock() + self._ttl)
         self.put(key, entry)
         return entry

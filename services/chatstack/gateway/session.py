@@ -18,7 +18,6 @@ from .. import protocol
 from ..broker.base import BrokerUnavailable
 from ..ratelimit import AbuseMeter, TokenBucket
 from .core import Gateway, protocol_close_code
-from .idempotency import Entry
 
 log = logging.getLogger(__name__)
 
@@ -146,37 +145,40 @@ class Session:
         gateway = self.gateway
         key = (frame.room, nick, frame.client_msg_id)
         entry = gateway.idempotency.get(key)
-        if entry is not None:
-            if entry.confirmed is not None:
-                try:
-                    await asyncio.shield(entry.confirmed)
-                except BrokerUnavailable:
-                    self.error("unavailable", "the message was not accepted; retry", frame.room)
-                    return
+        if entry is not None and entry.confirmed is not None:
+            # The same say is in flight: its outcome is this one's too.
+            try:
+                await asyncio.shield(entry.confirmed)
+            except BrokerUnavailable:
+                self.error("unavailable", "the message was not accepted; retry", frame.room)
+                return
+        if entry is not None and entry.accepted:
             gateway.metrics.incr("gateway.messages.duplicates")
             self.send(protocol.ack(frame.client_msg_id, entry.message_id))
             return
         if not gateway.broker.ready:
             self.error("unavailable", "the message broker is not reachable; retry", frame.room)
             return
+        if entry is None:
+            message_id, ts = gateway.ids.new()
+            entry = gateway.idempotency.start(key, message_id, ts)
+            gateway.metrics.incr("gateway.messages.received")
+        # else: an earlier publish failed without a confirm and the broker may have routed
+        # it: publish again under the same id and time, so it is still one message.
 
-        message_id, ts = gateway.ids.new()
         body = json.dumps(
             {
-                "id": message_id,
+                "id": entry.message_id,
                 "room": frame.room,
                 "nick": nick,
                 "text": frame.text,
-                "ts": ts,
+                "ts": entry.ts,
                 "client_msg_id": frame.client_msg_id,
             },
             ensure_ascii=False,
         ).encode()
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = Entry(message_id, ts, 0.0, confirmed)
-        gateway.idempotency.put(key, entry)
-        entry.expires = time.monotonic() + gateway.config.gateway.idempotency_ttl_s
-        gateway.metrics.incr("gateway.messages.received")
+        entry.confirmed = confirmed
         started = time.monotonic()
         try:
             await asyncio.wait_for(
@@ -184,8 +186,7 @@ class Session:
                 gateway.config.broker.publish_timeout_s,
             )
         except (BrokerUnavailable, TimeoutError) as exc:
-            if gateway.idempotency.get(key) is entry:
-                gateway.idempotency.forget(key)
+            entry.confirmed = None
             confirmed.set_exception(BrokerUnavailable(str(exc)))
             confirmed.exception()  # retrieved: waiting retries get it, nobody else must
             gateway.metrics.incr("gateway.publish.errors")
@@ -197,10 +198,11 @@ class Session:
             self.error("unavailable", "the message was not accepted; retry", frame.room)
             return
         entry.confirmed = None
+        entry.accepted = True
         confirmed.set_result(None)
         gateway.metrics.timing("gateway.publish.confirm_ms", (time.monotonic() - started) * 1000)
         gateway.metrics.incr("gateway.messages.published")
-        self.send(protocol.ack(frame.client_msg_id, message_id))
+        self.send(protocol.ack(frame.client_msg_id, entry.message_id))
 
     # --- end -----------------------------------------------------------------------------------
 
