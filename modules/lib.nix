@@ -152,7 +152,9 @@ rec {
       # JSON log lines reach the journal as they are written, not when a buffer fills.
       environment.PYTHONUNBUFFERED = "1";
       serviceConfig = hardening // {
-        Type = "exec";
+        # The service sends READY=1 (sd_notify) once it listens and has reached RabbitMQ, so
+        # "started" means "serving": deploy-rs moves to the next app host only then.
+        Type = "notify";
         ExecStart = "${program} --config ${configFile}";
         DynamicUser = true;
         LoadCredential = lib.mapAttrsToList (id: file: "${id}:${file}") credentials;

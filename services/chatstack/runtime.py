@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 import tornado.httpserver
 import tornado.web
 
+from .sdnotify import Readiness
+
 log = logging.getLogger(__name__)
 
 
@@ -29,18 +31,26 @@ def listen(
     return server
 
 
-async def serve_until_signal(
-    servers: list[tornado.httpserver.HTTPServer],
-    drain: Callable[[float], Awaitable[None]],
-    timeout: float,
-) -> None:
-    """Block until SIGTERM or SIGINT, then stop accepting and drain for at most ``timeout``."""
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT. Installed before the service announces readiness,
+    so a supervisor's SIGTERM right after READY=1 still drains instead of killing."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_until_signal(
+    stop: asyncio.Event,
+    servers: list[tornado.httpserver.HTTPServer],
+    drain: Callable[[float], Awaitable[None]],
+    timeout: float,
+) -> None:
+    """Wait for ``stop``, then stop accepting and drain for at most ``timeout``."""
     await stop.wait()
     log.info("shutting down", extra={"event": "shutdown"})
+    Readiness.stopping()
     for server in servers:
         server.stop()
     try:

@@ -9,7 +9,8 @@ from ..broker.rabbitmq import RabbitGatewayBroker
 from ..config import Config
 from ..gateway.core import Gateway
 from ..metrics import Metrics
-from ..runtime import listen, serve_until_signal
+from ..runtime import listen, serve_until_signal, stop_on_signals
+from ..sdnotify import Readiness
 from ..web.app import make_gateway_app
 from .common import config_argument, load_or_exit, run
 
@@ -17,10 +18,15 @@ log = logging.getLogger(__name__)
 
 
 async def serve(config: Config) -> None:
+    stop = stop_on_signals()
     metrics = Metrics(config.statsd)
     gateway = Gateway(config, RabbitGatewayBroker(config.broker), metrics)
     server = listen(
         make_gateway_app(config, gateway), config.http.host, config.http.port, config.http.xheaders
+    )
+    readiness = Readiness()
+    gateway.broker.add_ready_listener(
+        lambda ready: readiness.changed(ready, "broker connected" if ready else "broker lost")
     )
     await gateway.start()
     log.info(
@@ -29,7 +35,7 @@ async def serve(config: Config) -> None:
         config.http.port,
         extra={"event": "listening"},
     )
-    await serve_until_signal([server], gateway.drain, config.http.shutdown_timeout_s)
+    await serve_until_signal(stop, [server], gateway.drain, config.http.shutdown_timeout_s)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,8 @@ from ..config import Config
 from ..history.service import HistoryService
 from ..history.store import HistoryStore
 from ..metrics import Metrics
-from ..runtime import listen, serve_until_signal
+from ..runtime import listen, serve_until_signal, stop_on_signals
+from ..sdnotify import Readiness
 from ..web.app import make_history_app
 from .common import config_argument, load_or_exit, run
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 async def serve(config: Config) -> None:
+    stop = stop_on_signals()
     metrics = Metrics(config.statsd)
     history = HistoryService(
         HistoryStore(config.history_database), RabbitHistoryBroker(config.broker), metrics
@@ -27,6 +29,12 @@ async def serve(config: Config) -> None:
         config.http.host,
         config.http.port,
         config.http.xheaders,
+    )
+    readiness = Readiness()
+    history.broker.add_ready_listener(
+        lambda ready: readiness.changed(
+            ready and history.store.is_open, "broker connected" if ready else "broker lost"
+        )
     )
     await history.start()
     log.info(
@@ -40,7 +48,7 @@ async def serve(config: Config) -> None:
     async def drain(timeout: float) -> None:
         await history.close()
 
-    await serve_until_signal([server], drain, config.http.shutdown_timeout_s)
+    await serve_until_signal(stop, [server], drain, config.http.shutdown_timeout_s)
 
 
 def main(argv: list[str] | None = None) -> None:

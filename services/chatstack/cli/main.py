@@ -15,7 +15,8 @@ from ..gateway.core import Gateway
 from ..history.service import HistoryService
 from ..history.store import HistoryStore
 from ..metrics import Metrics
-from ..runtime import listen, serve_until_signal
+from ..runtime import listen, serve_until_signal, stop_on_signals
+from ..sdnotify import Readiness
 from ..web.app import make_embedded_app
 from .common import config_argument, load_or_exit, run
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 
 async def serve(config: Config) -> None:
+    stop = stop_on_signals()
     metrics = Metrics(config.statsd)
     hub = MemoryHub()
     gateway = Gateway(config, hub.gateway(), metrics)
@@ -31,6 +33,7 @@ async def serve(config: Config) -> None:
     server = listen(app, config.http.host, config.http.port, config.http.xheaders)
     await history.start()
     await gateway.start()
+    Readiness().changed(True, "serving")
     url = f"http://{config.http.host}:{config.http.port}/"
     log.info(
         "chatstack serving the chat on %s (history in %s)",
@@ -43,7 +46,7 @@ async def serve(config: Config) -> None:
         await gateway.drain(timeout)
         await history.close()
 
-    await serve_until_signal([server], drain, config.http.shutdown_timeout_s)
+    await serve_until_signal(stop, [server], drain, config.http.shutdown_timeout_s)
 
 
 def main(argv: list[str] | None = None) -> None:

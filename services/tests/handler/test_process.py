@@ -17,8 +17,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_serve(tmp_path: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")}
+def start_serve(tmp_path: Path, port: int, **extra: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")} | extra
     env["CHATSTACK_HISTORY__DATABASE"] = str(tmp_path / "h.sqlite3")
     env["CHATSTACK_HTTP__SHUTDOWN_TIMEOUT_S"] = "3"
     return subprocess.Popen(
@@ -86,3 +86,30 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
+
+
+def test_tells_systemd_when_ready_and_when_stopping(tmp_path: Path) -> None:
+    """The sd_notify protocol over a real datagram socket, as systemd's Type=notify uses it."""
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(address)
+        systemd.settimeout(15)
+        port = free_port()
+        proc = start_serve(tmp_path, port, NOTIFY_SOCKET=address)
+        try:
+            try:
+                ready = systemd.recv(4096).decode()
+            except TimeoutError:
+                proc.kill()
+                raise AssertionError(f"no READY=1; the process said {proc.communicate()}") from None
+            assert ready.splitlines()[0] == "READY=1"
+            # READY comes once the port accepts connections.
+            socket.create_connection(("127.0.0.1", port), 2).close()
+            proc.send_signal(signal.SIGTERM)
+            assert systemd.recv(4096).decode().startswith("STOPPING=1")
+            proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0
