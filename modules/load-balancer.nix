@@ -42,6 +42,13 @@ let
     proxy_connect_timeout ${cfg.proxyConnectTimeout};
     proxy_next_upstream error timeout http_502 http_503 http_504;
   '';
+
+  # /healthz and /readyz: any ready gateway answers (503 only when none is).
+  gatewayCheck = {
+    proxyPass = "http://${upstreamGateways}";
+    recommendedProxySettings = true;
+    extraConfig = failoverConfig;
+  };
 in
 {
   options.services.chatstack.loadBalancer = {
@@ -171,6 +178,11 @@ in
             proxy_send_timeout ${websocketTimeout};
           '';
         };
+
+        # Health and readiness on the public origin, answered by a gateway (as in the local
+        # stack): monitors and chat-probe check the origin users reach.
+        locations."= ${contract.routes.healthz}" = gatewayCheck;
+        locations."= ${contract.routes.readyz}" = gatewayCheck;
 
         locations.${contract.routes.api_prefix} = {
           proxyPass = "http://${upstreamHistory}";
