@@ -146,18 +146,32 @@ def contract() -> dict[str, object]:
 # --- the checks -------------------------------------------------------------------------------
 
 
-def test_every_contract_name_the_nix_side_reads_exists(contract: dict[str, object]) -> None:
+def test_every_contract_name_the_nix_side_reads_exists(
+    contract: dict[str, object],
+) -> None:
     refs = all_references()
     # Not vacuous: the modules read ports, routes, AMQP names, proxy settings and metrics.
     assert len(refs) >= 20, sorted(refs)
-    for section in ("ports", "routes", "amqp", "proxy", "metrics", "statsd", "websocket"):
-        assert any(ref[0] == section for ref in refs), f"no contract.{section}.* found in Nix code"
+    for section in (
+        "ports",
+        "routes",
+        "amqp",
+        "proxy",
+        "metrics",
+        "statsd",
+        "websocket",
+    ):
+        assert any(ref[0] == section for ref in refs), (
+            f"no contract.{section}.* found in Nix code"
+        )
     problems = [
         f"contract.{missing(contract, ref)} (read as contract.{'.'.join(ref)} in {', '.join(files)})"
         for ref, files in sorted(refs.items())
         if missing(contract, ref) is not None
     ]
-    assert not problems, "names the Nix code reads but contract.toml lacks:\n" + "\n".join(problems)
+    assert not problems, (
+        "names the Nix code reads but contract.toml lacks:\n" + "\n".join(problems)
+    )
 
 
 def test_a_fabricated_missing_name_is_reported(contract: dict[str, object]) -> None:
@@ -180,23 +194,31 @@ def test_a_fabricated_missing_name_is_reported(contract: dict[str, object]) -> N
     assert ("metrics", "no.such.metric", "type") in refs
     assert not any(ref[0] in ("comment", "plain", "indented") for ref in refs), refs
     reported = {missing(contract, ref) for ref in refs} - {None}
-    assert reported == {"ports.no_such_port", "amqp.no_such_key", "metrics.no.such.metric"}
+    assert reported == {
+        "ports.no_such_port",
+        "amqp.no_such_key",
+        "metrics.no.such.metric",
+    }
 
 
 def test_nix_reads_the_contract_file_the_python_package_ships() -> None:
     code = nix_code(CONTRACT_NIX.read_text(encoding="utf-8"))
     read = re.findall(r"builtins\.readFile\s+([./A-Za-z0-9_-]+)", code)
-    assert len(read) == 1, f"nix/contract.nix should read exactly one file, reads {read}"
+    assert len(read) == 1, (
+        f"nix/contract.nix should read exactly one file, reads {read}"
+    )
     assert (CONTRACT_NIX.parent / read[0]).resolve() == CONTRACT.resolve()
 
     # The package data: the wheel/sdist include it, and chatstack.contract reads the file
     # named CONTRACT_FILE next to itself (importlib.resources of its own package).
-    pyproject = tomllib.loads((ROOT / "services" / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads(
+        (ROOT / "services" / "pyproject.toml").read_text(encoding="utf-8")
+    )
     includes = pyproject["tool"]["poetry"].get("include", [])
     paths = [entry["path"] if isinstance(entry, dict) else entry for entry in includes]
     assert "chatstack/contract.toml" in paths, paths
     source = (CONTRACT.parent / "contract.py").read_text(encoding="utf-8")
-    assert re.search(r'^CONTRACT_FILE = "contract\.toml"$', source, re.M)
+    assert re.search(r'^CONTRACT_FILE = "contract\.toml"$', source, re.MULTILINE)
     assert "resources.files(__package__).joinpath(CONTRACT_FILE)" in source
 
 
@@ -204,6 +226,9 @@ def test_only_nix_contract_nix_names_the_contract_file() -> None:
     offenders = [
         str(path.relative_to(ROOT))
         for path in nix_files()
-        if path != CONTRACT_NIX and re.search(r"contract\.toml", nix_code(path.read_text("utf-8")))
+        if path != CONTRACT_NIX
+        and re.search(r"contract\.toml", nix_code(path.read_text("utf-8")))
     ]
-    assert not offenders, f"read the contract through nix/contract.nix, not directly: {offenders}"
+    assert not offenders, (
+        f"read the contract through nix/contract.nix, not directly: {offenders}"
+    )

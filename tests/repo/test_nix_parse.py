@@ -28,7 +28,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FLEET = tomllib.loads((REPO / "nix" / "fleet.toml").read_text(encoding="utf-8"))
-SUBSET = Path(os.environ.get("NIXEVAL_SUBSET", Path.home() / ".cache" / "nixpkgs-subset"))
+SUBSET = Path(
+    os.environ.get("NIXEVAL_SUBSET", Path.home() / ".cache" / "nixpkgs-subset")
+)
 NIXPKGS_LIB = SUBSET / "lib"
 POETRY2NIX_SRC = os.environ.get("POETRY2NIX_SRC")
 P2N_REV = "ce2369db77f45688172384bbeb962bc6c2ea6f94"
@@ -66,7 +68,9 @@ def nix_eval(nix: str, expr: str, cwd: Path = REPO, **args: str) -> Any:
     cmd = [nix, "--eval", "--strict", "--json", "--read-write-mode"]
     for name, value in args.items():
         cmd += ["--argstr", name, value]
-    done = subprocess.run([*cmd, "-E", expr], cwd=cwd, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*cmd, "-E", expr], cwd=cwd, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -99,7 +103,8 @@ def expected_recipients() -> dict[str, list[str]]:
     admins = [FLEET["admins"][name] for name in sorted(FLEET["admins"])]
     hosts = [FLEET["hosts"][name] for name in sorted(FLEET["hosts"])]
     return {
-        f"{name}.age": admins + [h["host_key"] for h in hosts if h["role"] in secret["roles"]]
+        f"{name}.age": admins
+        + [h["host_key"] for h in hosts if h["role"] in secret["roles"]]
         for name, secret in FLEET["secrets"].items()
     }
 
@@ -187,21 +192,34 @@ def test_nix_accepts_the_lock_offline(tmp_path: Path) -> None:
         shutil.copy(REPO / name, tmp_path / name)
     flakes = [nix, "--extra-experimental-features", "nix-command flakes", "--offline"]
     done = subprocess.run(
-        [*flakes, "flake", "metadata", "--no-update-lock-file", "--json", f"path:{tmp_path}"],
+        [
+            *flakes,
+            "flake",
+            "metadata",
+            "--no-update-lock-file",
+            "--json",
+            f"path:{tmp_path}",
+        ],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["locks"] == json.loads((REPO / "flake.lock").read_text())
+    assert json.loads(done.stdout)["locks"] == json.loads(
+        (REPO / "flake.lock").read_text()
+    )
     assert (tmp_path / "flake.lock").read_bytes() == (REPO / "flake.lock").read_bytes()
 
 
 def test_flake_outputs_are_one_line_imports() -> None:
     text = (REPO / "flake.nix").read_text()
     body = text[text.index("outputs = inputs: {") :]
-    lines = [line.strip() for line in body.splitlines()[1:] if line.strip() not in ("", "};", "}")]
+    lines = [
+        line.strip()
+        for line in body.splitlines()[1:]
+        if line.strip() not in ("", "};", "}")
+    ]
     assert lines, "no outputs found"
     for line in lines:
         assert "= import ./nix/" in line and line.endswith(" inputs;"), line
@@ -308,15 +326,21 @@ def test_nixos_modules_are_every_module_file_plus_default(
 ) -> None:
     modules = stub_eval(nix_instantiate, stubs, "modules")
     roles = sorted(
-        p.stem for p in (REPO / "modules").glob("*.nix") if p.name not in ("lib.nix", "default.nix")
+        p.stem
+        for p in (REPO / "modules").glob("*.nix")
+        if p.name not in ("lib.nix", "default.nix")
     )
     assert roles, "no modules yet"
     assert sorted(modules) == sorted([*roles, "default"])
     for name in [*roles, "default"]:
         assert modules[name] == str(REPO / "modules" / f"{name}.nix")
     # `default` (modules/default.nix) imports every role module.
-    imports = nix_eval(nix_instantiate, "map toString (import ./modules/default.nix).imports")
-    assert sorted(imports) == sorted(str(REPO / "modules" / f"{name}.nix") for name in roles)
+    imports = nix_eval(
+        nix_instantiate, "map toString (import ./modules/default.nix).imports"
+    )
+    assert sorted(imports) == sorted(
+        str(REPO / "modules" / f"{name}.nix") for name in roles
+    )
 
 
 @needs_lib
@@ -385,14 +409,18 @@ def test_every_host_of_the_table_is_a_nixos_configuration(
         f"stubNixpkgs = {stubs}/nixpkgs; }}).inputs)"
     )
     configs = nix_eval(nix_instantiate, expr, cwd=stubs)
-    assert configs == {n: {"system": "x86_64-linux", "modules": 4} for n in FLEET["hosts"]}
+    assert configs == {
+        n: {"system": "x86_64-linux", "modules": 4} for n in FLEET["hosts"]
+    }
 
 
 # --------------------------------------------------------------------------- package.nix
 
 needs_p2n = pytest.mark.skipif(
     POETRY2NIX_SRC is None or not (NIXPKGS_LIB / "default.nix").is_file(),
-    reason="set POETRY2NIX_SRC to poetry2nix at " + P2N_REV[:8] + " (and have a nixpkgs lib)",
+    reason="set POETRY2NIX_SRC to poetry2nix at "
+    + P2N_REV[:8]
+    + " (and have a nixpkgs lib)",
 )
 
 # nix/package.nix with stub nixpkgs, fed to poetry2nix's real mk-poetry-dep.nix: for every

