@@ -13,6 +13,8 @@ PORT ?= 8080
 
 # The virtualenv is (re)built from services/poetry.lock whenever the lock changes.
 $(VENV)/.installed: services/poetry.lock services/pyproject.toml tools/lock_requirements.py
+	@$(PYTHON) -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "make: needs Python >= 3.11 with venv (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) tools/lock_requirements.py services/poetry.lock > $(VENV)/requirements.txt
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(VENV)/requirements.txt
