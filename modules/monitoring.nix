@@ -25,7 +25,11 @@ let
   # ---- statsd synthetic charts: one chart per contract metric -----------------------------
   # Netdata names a synthetic chart <app>.<id>; its context (what alarms attach to) is set
   # to the same. https://learn.netdata.cloud/docs/collecting-metrics/statsd
-  chartId = metric: lib.replaceStrings [ "." ] [ "_" ] (lib.removeSuffix ".{code}" metric);
+  # A name ending in a placeholder ("{code}", "{instance}") is a family of metrics: one chart,
+  # one dimension per value of the placeholder.
+  family = metric: builtins.match "(.*)[.][{][a-z_]+[}]" metric;
+  chartBase = metric: if family metric == null then metric else lib.head (family metric);
+  chartId = metric: lib.replaceStrings [ "." ] [ "_" ] (chartBase metric);
   chartContext = metric: "${prefix}.${chartId metric}";
   units = {
     gauge = "value";
@@ -38,9 +42,9 @@ let
       name = "${prefix}.${metric}";
       last = lib.last (lib.splitString "." metric);
     in
-    if lib.hasInfix "{code}" metric then
-      # One dimension per error code: the wildcard part names it.
-      [ "pattern '${lib.replaceStrings [ "{code}" ] [ "*" ] name}' '' last 1 1" ]
+    if family metric != null then
+      # The wildcard part names each dimension.
+      [ "pattern '${prefix}.${chartBase metric}.*' '' last 1 1" ]
     else if spec.type == "timer" then
       [
         "${name} average average 1 1"

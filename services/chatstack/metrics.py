@@ -6,12 +6,15 @@ raises KeyError at once, so the Netdata chart (rendered from the contract) never
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import statsd
 
 from . import contract
 from .config import StatsdConfig
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class Metrics:
@@ -26,7 +29,9 @@ class Metrics:
         declared = self._declared[template]
         if declared["type"] != kind:
             raise TypeError(f"metric {template} is a {declared['type']}, not a {kind}")
-        return template.format(**fields) if fields else template
+        # A value becomes one name part: dots or statsd's ':|@' in it would break the name.
+        safe = {key: _UNSAFE.sub("_", str(value)) for key, value in fields.items()}
+        return template.format(**safe) if safe else template
 
     def incr(self, template: str, count: int = 1, **fields: Any) -> None:
         name = self._name(template, "counter", fields)

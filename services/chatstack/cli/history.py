@@ -22,7 +22,10 @@ async def serve(config: Config) -> None:
     stop = stop_on_signals()
     metrics = Metrics(config.statsd)
     history = HistoryService(
-        HistoryStore(config.history_database), RabbitHistoryBroker(config.broker), metrics
+        HistoryStore(config.history_database),
+        RabbitHistoryBroker(config.broker),
+        metrics,
+        config.instance,
     )
     server = listen(
         make_history_app(config, history, metrics),

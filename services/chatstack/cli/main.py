@@ -28,7 +28,9 @@ async def serve(config: Config) -> None:
     metrics = Metrics(config.statsd)
     hub = MemoryHub()
     gateway = Gateway(config, hub.gateway(), metrics)
-    history = HistoryService(HistoryStore(config.history_database), hub.history(), metrics)
+    history = HistoryService(
+        HistoryStore(config.history_database), hub.history(), metrics, config.instance
+    )
     app = make_embedded_app(config, gateway, history, metrics)
     server = listen(app, config.http.host, config.http.port, config.http.xheaders)
     await history.start()

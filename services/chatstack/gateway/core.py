@@ -52,7 +52,7 @@ class Gateway:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.metrics.gauge("gateway.ready", 0)
+        self.metrics.gauge("gateway.ready.{instance}", 0, instance=self.instance)
         await self.broker.start()
 
     async def drain(self, timeout: float) -> None:
@@ -67,7 +67,7 @@ class Gateway:
         await self.broker.close()
 
     def _ready_changed(self, ready: bool) -> None:
-        self.metrics.gauge("gateway.ready", 1 if ready else 0)
+        self.metrics.gauge("gateway.ready.{instance}", 1 if ready else 0, instance=self.instance)
         if ready:
             log.info("broker ready", extra={"event": "broker.ready"})
         else:

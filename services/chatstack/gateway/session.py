@@ -41,7 +41,9 @@ class Session:
         self.abuse = AbuseMeter(limits.max_errors, limits.abuse_window_s)
         self.closed = False
         gateway.sessions.add(self)
-        gateway.metrics.gauge("gateway.connections", len(gateway.sessions))
+        gateway.metrics.gauge(
+            "gateway.connections.{instance}", len(gateway.sessions), instance=gateway.instance
+        )
         self.send(protocol.welcome(self.conn, gateway.instance, limits.announced()))
         log.debug("connected", extra={"event": "ws.open", "conn": self.conn})
 
@@ -217,5 +219,7 @@ class Session:
             self._publish_presence(room, nick, "leave")
         self.rooms.clear()
         gateway.sessions.discard(self)
-        gateway.metrics.gauge("gateway.connections", len(gateway.sessions))
+        gateway.metrics.gauge(
+            "gateway.connections.{instance}", len(gateway.sessions), instance=gateway.instance
+        )
         log.debug("disconnected", extra={"event": "ws.close", "conn": self.conn})

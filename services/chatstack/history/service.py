@@ -29,7 +29,14 @@ def _valid(message: Any, patterns: dict[str, re.Pattern[str]]) -> bool:
 
 
 class HistoryService:
-    def __init__(self, store: HistoryStore, broker: HistoryBroker, metrics: Metrics | None = None):
+    def __init__(
+        self,
+        store: HistoryStore,
+        broker: HistoryBroker,
+        metrics: Metrics | None = None,
+        instance: str = "history",
+    ):
+        self.instance = instance
         self.store = store
         self.broker = broker
         self.metrics = metrics or Metrics()
@@ -49,7 +56,7 @@ class HistoryService:
 
     async def start(self) -> None:
         self.store.open()
-        self.metrics.gauge("history.ready", 0)
+        self.metrics.gauge("history.ready.{instance}", 0, instance=self.instance)
         await self.broker.start()
 
     async def close(self) -> None:
@@ -57,7 +64,11 @@ class HistoryService:
         self.store.close()
 
     def _ready_changed(self, ready: bool) -> None:
-        self.metrics.gauge("history.ready", 1 if ready and self.store.is_open else 0)
+        self.metrics.gauge(
+            "history.ready.{instance}",
+            1 if ready and self.store.is_open else 0,
+            instance=self.instance,
+        )
         log.log(
             logging.INFO if ready else logging.WARNING,
             "broker %s",
