@@ -40,7 +40,8 @@ in
 
     rateLimitBurst = lib.mkOption {
       type = lib.types.ints.positive;
-      # Above journald's 10000: a busy gateway logs a few lines per chat message.
+      # Above journald's 10000: every refused frame is one log line (up to limits.max_errors
+      # per socket before it is closed), and many abusive sockets at once must stay visible.
       default = 20000;
       description = ''
         Messages one service may log per {option}`rateLimitInterval` before journald drops

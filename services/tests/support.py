@@ -187,27 +187,6 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0, step: floa
         await asyncio.sleep(step)
 
 
-_ENTRY_POINTS = {
-    "chat-gateway": "chatstack.cli.gateway",
-    "chat-history": "chatstack.cli.history",
-    "chatstack": "chatstack.cli.main",
-}
-
-
-def entry_point(name: str) -> list[str]:
-    """The command of an installed console script (or its module, where none is installed)."""
-    import shutil
-    import sys
-
-    script = Path(sys.executable).parent / name
-    if script.exists():
-        return [str(script)]
-    found = shutil.which(name)
-    if found:
-        return [found]
-    return [sys.executable, "-c", f"from {_ENTRY_POINTS[name]} import main; main()"]
-
-
 @dataclass
 class Embedded:
     served: Served

@@ -10,40 +10,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-BIN = Path(sys.executable).parent
-READY_TIMEOUT_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, alive: Any = None, timeout: float = READY_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if alive is not None and not alive():
-            raise AssertionError(f"server for {url} exited while starting")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url}/readyz not 200 within {timeout}s")
-        time.sleep(0.1)
+from chatstack import contract
+from chatstack.devstack.ports import free_port
+from chatstack.devstack.services import Service, render_embedded_config
 
 
 class EmbeddedSite:
@@ -53,38 +25,20 @@ class EmbeddedSite:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "chatstack-serve.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        document = render_embedded_config(
+            instance="browser-serve",
+            port=self.port,
+            database=workdir / "history.sqlite3",
+        )
+        self.server = Service("serve", "browser-serve", self.port, workdir, document)
+        self.log_path = self.server.log_file
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    str(BIN / "chatstack"),
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                cwd=self.workdir,
-                env=dict(os.environ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        proc = self.proc
-        wait_ready(self.url, alive=lambda: proc.poll() is None)
+        self.server.start()
+        self.server.wait_status(contract.route("readyz"), 200, timeout=15)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        self.server.stop()
 
     def drop(self, instance: str) -> None:
         """Every socket of the one instance goes: stop the server (clients get 1012)."""

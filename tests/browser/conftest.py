@@ -68,7 +68,9 @@ def site(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "embedded":
         embedded: EmbeddedSite = request.getfixturevalue("embedded_site")
         yield embedded
-        if embedded.proc is None:  # a test dropped it and failed before restoring
+        if (
+            not embedded.server.running()
+        ):  # a test dropped it and failed before restoring
             embedded.start()
     else:
         yield StackSite(request.getfixturevalue("stack"))

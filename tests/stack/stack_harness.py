@@ -206,5 +206,24 @@ async def wait_history_has(
         await asyncio.sleep(0.5)
 
 
+def assert_acked_stored_once(
+    acked: dict[str, str], stored: list[dict[str, Any]], *, nothing_else: bool = False
+) -> None:
+    """History holds every acked message (by text) exactly once, under the id its sender was
+    acked with; with ``nothing_else``, also nothing that was never acked."""
+    counts = Counter(m["text"] for m in stored)
+    missing = set(acked) - set(counts)
+    assert not missing, (
+        f"{len(missing)} acked messages missing from history: {sorted(missing)[:5]}"
+    )
+    if nothing_else:
+        extra = set(counts) - set(acked)
+        assert not extra, f"stored but never acked: {sorted(extra)[:5]}"
+    assert all(counts[t] == 1 for t in acked), [t for t in acked if counts[t] > 1]
+    stored_ids = {m["text"]: m["id"] for m in stored}
+    wrong = {t: (i, stored_ids[t]) for t, i in acked.items() if stored_ids[t] != i}
+    assert not wrong, f"acked id differs from the stored one: {wrong}"
+
+
 def unique_room(flow: str) -> str:
     return f"stack-{flow}-{secrets.token_hex(4)}"

@@ -17,7 +17,13 @@ from typing import Self
 
 import pytest
 from chatstack.devstack.stack import Stack
-from stack_harness import Chatter, talk, unique_room, wait_history_has
+from stack_harness import (
+    Chatter,
+    assert_acked_stored_once,
+    talk,
+    unique_room,
+    wait_history_has,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
@@ -109,15 +115,7 @@ async def scenario(stack: Stack) -> None:
     # Acked before the restart, and everything acked at all: stored once, under its acked id.
     before = [a for a in attempts if a.answer == "ack" and a.answered_at < stopping_at]
     assert len(before) >= 5, f"only {len(before)} acks before the restart"
-    counts = Counter(m["text"] for m in stored)
-    missing = set(acked) - set(counts)
-    assert not missing, (
-        f"{len(missing)} acked messages missing from history: {sorted(missing)[:5]}"
-    )
-    assert all(counts[t] == 1 for t in acked), [t for t in acked if counts[t] > 1]
-    stored_ids = {m["text"]: m["id"] for m in stored}
-    wrong = {t: (i, stored_ids[t]) for t, i in acked.items() if stored_ids[t] != i}
-    assert not wrong, f"acked id differs from the stored one: {wrong}"
+    assert_acked_stored_once(acked, stored)
     # After recovery the gateways rebound their queues: live delivery across users again.
     late = {c: i for c, i in ada.acked.items()
             if any(a.cmid == c and a.sent_at > ready_at + 0.5 for a in ada.attempts)}  # fmt: skip

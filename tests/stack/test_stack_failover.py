@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 
 import pytest
 from chatstack.devstack.stack import Stack
-from stack_harness import Chatter, talk, unique_room, wait_history_has
+from stack_harness import (
+    Chatter,
+    assert_acked_stored_once,
+    talk,
+    unique_room,
+    wait_history_has,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
@@ -76,14 +81,7 @@ async def scenario(stack: Stack) -> None:
         assert len(after) >= 3, f"{chatter.name}: only {len(after)} acks after the kill"
     # History: every acked message exactly once, under the id its sender was acked with,
     # and nothing that was never acked.
-    counts = Counter(m["text"] for m in stored)
-    assert set(counts) == set(acked), (
-        f"missing: {sorted(set(acked) - set(counts))[:5]}, extra: {sorted(set(counts) - set(acked))[:5]}"
-    )
-    assert all(n == 1 for n in counts.values()), [t for t, n in counts.items() if n > 1]
-    stored_ids = {m["text"]: m["id"] for m in stored}
-    wrong = {t: (i, stored_ids[t]) for t, i in acked.items() if stored_ids[t] != i}
-    assert not wrong, f"acked id differs from the stored one: {wrong}"
+    assert_acked_stored_once(acked, stored, nothing_else=True)
     # Delivery: each saw every acked message of the other, live or by recovery, live once.
     assert set(ada.acked.values()) <= bob.received, "bob missed messages of ada"
     assert set(bob.acked.values()) <= ada.received, "ada missed messages of bob"

@@ -12,11 +12,16 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
 
 import pytest
 from chatstack.devstack.stack import Stack
-from stack_harness import Chatter, talk, unique_room, wait_history_has
+from stack_harness import (
+    Chatter,
+    assert_acked_stored_once,
+    talk,
+    unique_room,
+    wait_history_has,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
@@ -64,15 +69,7 @@ async def scenario(stack: Stack) -> None:
     assert len(while_down) >= 5, (
         f"only {len(while_down)} says acked while history was down"
     )
-    counts = Counter(m["text"] for m in stored)
-    missing = set(acked) - set(counts)
-    assert not missing, (
-        f"{len(missing)} acked messages missing from history: {sorted(missing)[:5]}"
-    )
-    assert all(counts[t] == 1 for t in acked), [t for t in acked if counts[t] > 1]
-    stored_ids = {m["text"]: m["id"] for m in stored}
-    wrong = {t: (i, stored_ids[t]) for t, i in acked.items() if stored_ids[t] != i}
-    assert not wrong, f"acked id differs from the stored one: {wrong}"
+    assert_acked_stored_once(acked, stored)
     # Live delivery never depended on history.
     assert set(ada.acked.values()) <= set(bob.live)
     assert set(bob.acked.values()) <= set(ada.live)

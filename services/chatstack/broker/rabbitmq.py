@@ -101,7 +101,6 @@ class _RabbitBase:
         self._session: _Session | None = None
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
-        self.reconnects = 0
 
     # From the GatewayBroker / HistoryBroker side of the subclasses.
     _set_ready: Callable[[bool], None]
@@ -154,7 +153,6 @@ class _RabbitBase:
             else:
                 attempt = 0  # a good session resets the backoff
                 if connected_before:
-                    self.reconnects += 1
                     self.on_reconnect()
                 connected_before = True
                 log.info(

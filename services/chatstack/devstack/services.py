@@ -1,4 +1,5 @@
-"""chat-gateway and chat-history of the local stack: their TOML configs and their processes.
+"""Service processes run locally: chat-gateway and chat-history of the stack, and the
+embedded ``chatstack serve`` the tests start — their TOML configs and their processes.
 
 Configs follow docs/configuration.md: ports from the contract (gateway instance N on
 ``ports.gateway + N - 1``, history on ``ports.history``) unless the caller picks others
@@ -26,13 +27,18 @@ from chatstack.devstack.rabbitmq import Broker
 
 log = logging.getLogger(__name__)
 
-COMMANDS = {"gateway": "chat-gateway", "history": "chat-history"}
+# The command line of each role (console script first). The stack runs the first two.
+COMMANDS = {
+    "gateway": ["chat-gateway"],
+    "history": ["chat-history"],
+    "serve": ["chatstack", "serve"],
+}
+STACK_ROLES = ("gateway", "history")
 READY_TIMEOUT_S = 30.0
 
 
-def command(role: str) -> str:
-    """The console script of ``role``: the one installed next to this Python, else on PATH."""
-    name = COMMANDS[role]
+def script(name: str) -> str:
+    """A console script: the one installed next to this Python, else on PATH."""
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)
@@ -40,6 +46,16 @@ def command(role: str) -> str:
     if found is None:
         raise RuntimeError(f"{name} not found: run `make venv` (it installs the services)")
     return found
+
+
+def command(role: str) -> list[str]:
+    """The command line of ``role``, its console script resolved."""
+    first, *rest = COMMANDS[role]
+    return [script(first), *rest]
+
+
+def display_name(role: str) -> str:
+    return " ".join(COMMANDS[role])
 
 
 def render_config(
@@ -55,8 +71,8 @@ def render_config(
     extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The config document of one service process (a dict; ``tomlout.dumps`` writes it)."""
-    if role not in COMMANDS:
-        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(COMMANDS)}")
+    if role not in STACK_ROLES:
+        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(STACK_ROLES)}")
     document: dict[str, Any] = {
         "instance": instance,
         "http": {"host": host, "port": port, "xheaders": True},
@@ -75,8 +91,27 @@ def render_config(
     return document
 
 
+def render_embedded_config(
+    *,
+    instance: str,
+    port: int,
+    database: Path,
+    host: str = ports.LOOPBACK,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The config document of a ``chatstack serve`` process (in-memory broker)."""
+    document: dict[str, Any] = {
+        "instance": instance,
+        "http": {"host": host, "port": port},
+        "history": {"database": str(database)},
+    }
+    for table, values in (extra or {}).items():
+        document.setdefault(table, {}).update(values)
+    return document
+
+
 class Service:
-    """One chat-gateway or chat-history process with its config, log and health checks."""
+    """One service process (a role of ``COMMANDS``) with its config, log and health checks."""
 
     def __init__(
         self, role: str, instance: str, port: int, workdir: Path, document: dict[str, Any]
@@ -105,14 +140,14 @@ class Service:
 
     def start(self) -> None:
         """Start the process (does not wait: see ``wait_healthy`` / ``wait_ready``)."""
-        ports.ensure_free(self.host, self.port, f"{COMMANDS[self.role]} {self.instance}")
+        ports.ensure_free(self.host, self.port, f"{display_name(self.role)} {self.instance}")
         self.write_config()
         # The stack's own config must win over stray CHATSTACK_* variables of the caller.
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")}
         env["PYTHONUNBUFFERED"] = "1"
         self._child = Child(
-            f"{COMMANDS[self.role]} {self.instance}",
-            [command(self.role), "--config", str(self.config_file)],
+            f"{display_name(self.role)} {self.instance}",
+            [*command(self.role), "--config", str(self.config_file)],
             self.log_file,
             env=env,
             cwd=self.workdir,
@@ -157,7 +192,7 @@ class Service:
                 return time.monotonic() - began
             if self._child is not None and not self._child.alive():
                 raise RuntimeError(
-                    f"{COMMANDS[self.role]} {self.instance} exited; see {self.log_file}:\n"
+                    f"{display_name(self.role)} {self.instance} exited; see {self.log_file}:\n"
                     + _tail(self.log_file)
                 )
             time.sleep(0.1)

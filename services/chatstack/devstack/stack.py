@@ -54,7 +54,7 @@ def check_prerequisites() -> None:
             f"missing system packages: {', '.join(missing)}; install them with:\n"
             f"    apt-get update && apt-get install -y {' '.join(missing)}"
         )
-    for role in services.COMMANDS:
+    for role in services.STACK_ROLES:
         services.command(role)  # raises with "run make venv" when the services are missing
 
 

@@ -37,7 +37,6 @@ class Gateway:
         self.limits = config.limits
         self.broker = broker
         self.metrics = metrics or Metrics()
-        self.clock = clock
         self.rules = protocol.Rules.from_contract(config.limits.max_text_bytes)
         self.rooms = Rooms(broker)
         self.idempotency = IdempotencyCache(config.gateway.idempotency_ttl_s)

@@ -66,9 +66,6 @@ class IdempotencyCache:
         self.put(key, entry)
         return entry
 
-    def forget(self, key: Key) -> None:
-        self._entries.pop(key, None)
-
     def _prune(self) -> None:
         now = self._clock()
         while self._entries:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Protocol
 
 from ..broker.base import GatewayBroker
@@ -33,9 +32,6 @@ class Rooms:
             del self._members[room]
             self._broker.unbind(room)
 
-    def members(self, room: str) -> Iterable[Member]:
-        return self._members.get(room, {}).keys()
-
     def fan_out(self, room: str, text: str) -> int:
         """Write one serialized frame to every local member; returns how many."""
         members = self._members.get(room)
@@ -45,6 +41,3 @@ class Rooms:
         for member in list(members):
             member.send(text)
         return len(members)
-
-    def __len__(self) -> int:
-        return len(self._members)

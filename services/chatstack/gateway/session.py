@@ -53,7 +53,7 @@ class Session:
         if not self.closed:
             self.transport.send_text(text)
 
-    def error(self, code: str, detail: str, room: str | None = None) -> None:
+    def _send_error(self, code: str, detail: str, room: str | None) -> None:
         self.gateway.metrics.incr("gateway.errors.{code}", code=code)
         log.info(
             "refused frame: %s",
@@ -61,8 +61,15 @@ class Session:
             extra={"event": "ws.error", "conn": self.conn, "room": room, "code": code},
         )
         self.send(protocol.error(code, detail))
-        if code == "unavailable":
-            return  # the broker's fault, not the client's: never counted as abuse
+
+    def unavailable(self, detail: str, room: str | None = None) -> None:
+        """Refused because the broker is out of reach: not the client's fault, so not
+        counted toward the abuse limit (an outage must not close good clients with 1008)."""
+        self._send_error("unavailable", detail, room)
+
+    def error(self, code: str, detail: str, room: str | None = None) -> None:
+        """Refused because of what the client sent; sustained, it closes the socket."""
+        self._send_error(code, detail, room)
         if self.abuse.record() and not self.closed:
             self.gateway.metrics.incr("gateway.closed.policy")
             log.warning(
@@ -103,7 +110,7 @@ class Session:
             self.error("too_many_rooms", f"at most {gateway.limits.max_rooms} rooms", frame.room)
             return
         if not gateway.broker.ready:
-            self.error("unavailable", "the message broker is not reachable; join again later")
+            self.unavailable("the message broker is not reachable; join again later")
             return
         if previous == frame.nick:
             # Joined already: answer as a fresh join would, without telling the room twice.
@@ -152,14 +159,14 @@ class Session:
             try:
                 await asyncio.shield(entry.confirmed)
             except BrokerUnavailable:
-                self.error("unavailable", "the message was not accepted; retry", frame.room)
+                self.unavailable("the message was not accepted; retry", frame.room)
                 return
         if entry is not None and entry.accepted:
             gateway.metrics.incr("gateway.messages.duplicates")
             self.send(protocol.ack(frame.client_msg_id, entry.message_id))
             return
         if not gateway.broker.ready:
-            self.error("unavailable", "the message broker is not reachable; retry", frame.room)
+            self.unavailable("the message broker is not reachable; retry", frame.room)
             return
         if entry is None:
             message_id, ts = gateway.ids.new()
@@ -197,7 +204,7 @@ class Session:
                 exc or type(exc).__name__,
                 extra={"event": "publish.failed", "conn": self.conn, "room": frame.room},
             )
-            self.error("unavailable", "the message was not accepted; retry", frame.room)
+            self.unavailable("the message was not accepted; retry", frame.room)
             return
         entry.confirmed = None
         entry.accepted = True

@@ -8,66 +8,36 @@ configured to do what they check against. Nothing is mocked: real process, real 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-BIN = Path(sys.executable).parent
+from chatstack import contract
+from chatstack.devstack.ports import free_port
+from chatstack.devstack.services import Service, render_embedded_config, script
+
 PROBE_FLOWS = ["chat", "recovery", "origin", "cors", "abuse"]
 TIMEOUT_S = "5"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def chatstack_serve(tmp_path: Path, **env: str) -> Iterator[str]:
-    """A `chatstack serve` process on a free port; yields its base URL, kills it after."""
+def chatstack_serve(tmp_path: Path, **extra: dict[str, Any]) -> Iterator[str]:
+    """A `chatstack serve` process on a free port with ``extra`` config tables; yields its
+    base URL once /readyz answers 200, stops it (SIGTERM) after."""
     port = free_port()
-    log = (tmp_path / f"serve-{port}.log").open("w")
-    environ = {**os.environ, **{f"CHATSTACK_{k.upper()}": v for k, v in env.items()}}
-    proc = subprocess.Popen(
-        [str(BIN / "chatstack"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    document = render_embedded_config(
+        instance=f"e2e-{port}", port=port, database=tmp_path / "history.sqlite3", extra=extra
     )
-    url = f"http://127.0.0.1:{port}"
+    server = Service("serve", f"e2e-{port}", port, tmp_path, document)
+    server.start()
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"chatstack serve exited {proc.returncode}, see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"chatstack serve not ready within 15s, see {log.name}")
-            time.sleep(0.1)
-        yield url
+        server.wait_status(contract.route("readyz"), 200, timeout=15)
+        yield server.url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def probe(flow: str, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "chat-probe"), flow, "--url", url, "--timeout", TIMEOUT_S, *extra],
+        [script("chat-probe"), flow, "--url", url, "--timeout", TIMEOUT_S, *extra],
         capture_output=True,
         text=True,
         timeout=180,
@@ -103,8 +73,6 @@ def test_flow_passes(served: str, flow: str) -> None:
 
 
 def test_abuse_checks_every_provokable_code(served: str) -> None:
-    from chatstack import contract
-
     lines = check_passed(probe("abuse", served), "abuse")
     checked = {line.split()[2].rstrip(":") for line in lines[1:-1]}
     assert set(contract.error_codes()) - {"unavailable"} <= checked
@@ -140,18 +108,13 @@ def test_output_is_deterministic(served: str) -> None:
 
 def test_limits_are_read_from_welcome(tmp_path: Path) -> None:
     """abuse provokes too_many_rooms, text_too_long and rate_limited from announced limits."""
-    limits = {
-        "limits__max_rooms": "3",
-        "limits__max_text_bytes": "40",
-        "limits__burst": "4",
-        "limits__rate_per_s": "20",
-    }
-    with chatstack_serve(tmp_path, **limits) as url:
+    limits = {"max_rooms": 3, "max_text_bytes": 40, "burst": 4, "rate_per_s": 20.0}
+    with chatstack_serve(tmp_path, limits=limits) as url:
         check_passed(probe("abuse", url), "abuse")
 
 
 def test_origin_fails_when_a_foreign_origin_is_allowed(tmp_path: Path) -> None:
-    with chatstack_serve(tmp_path, gateway__allowed_origins="http://evil.example") as url:
+    with chatstack_serve(tmp_path, gateway={"allowed_origins": ["http://evil.example"]}) as url:
         result = probe("origin", url)
     assert result.returncode == 1
     assert result.stdout.splitlines()[-1] == (
@@ -161,7 +124,7 @@ def test_origin_fails_when_a_foreign_origin_is_allowed(tmp_path: Path) -> None:
 
 
 def test_abuse_fails_when_sustained_abuse_is_tolerated(tmp_path: Path) -> None:
-    with chatstack_serve(tmp_path, limits__max_errors="1000000") as url:
+    with chatstack_serve(tmp_path, limits={"max_errors": 1_000_000}) as url:
         result = probe("abuse", url)
     assert result.returncode == 1
     last = result.stdout.splitlines()[-1]

@@ -8,13 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from support import Client, entry_point, run
+from support import Client, run
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from chatstack.devstack.ports import free_port
+from chatstack.devstack.services import command
 
 
 def start_serve(tmp_path: Path, port: int, **extra: str) -> subprocess.Popen[str]:
@@ -22,7 +19,7 @@ def start_serve(tmp_path: Path, port: int, **extra: str) -> subprocess.Popen[str
     env["CHATSTACK_HISTORY__DATABASE"] = str(tmp_path / "h.sqlite3")
     env["CHATSTACK_HTTP__SHUTDOWN_TIMEOUT_S"] = "3"
     return subprocess.Popen(
-        [*entry_point("chatstack"), "serve", "--port", str(port)],
+        [*command("serve"), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

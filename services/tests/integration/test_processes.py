@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Client, entry_point, eventually, get, get_json, run
+from support import Client, eventually, get, get_json, run
+
+from chatstack.devstack.ports import free_port
+from chatstack.devstack.services import script
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def toml_value(value: object) -> str:
@@ -42,7 +39,7 @@ def write_config(path: Path, rabbitmq: Any, role: str, port: int) -> Path:
 def start(name: str, config: Path, notify: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")}
     return subprocess.Popen(
-        [*entry_point(name), "--config", str(config)],
+        [script(name), "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

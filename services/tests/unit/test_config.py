@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import entry_point
 
 from chatstack import contract
 from chatstack.config import ConfigError, load_config
+from chatstack.devstack.services import script
 
 
 def write(path: Path, text: str) -> Path:
@@ -203,7 +203,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")}
     return subprocess.run(
-        [*entry_point(name), *args],
+        [script(name), *args],
         capture_output=True,
         text=True,
         env=base | (env or {}),

@@ -44,7 +44,7 @@ def test_routes_ports_and_amqp_names_used_in_code_exist() -> None:
 
 
 def test_error_codes_used_in_code_are_declared() -> None:
-    used = names_used(r'(?:error|ProtocolError)\(\s*"([a-z_]+)"')
+    used = names_used(r'(?:error|ProtocolError|_send_error)\(\s*"([a-z_]+)"')
     assert {"rate_limited", "bad_json", "unavailable"} <= used
     # _refuse(...) codes of the history API are HTTP answers, not frames.
     assert used <= set(contract.error_codes()), used - set(contract.error_codes())
