@@ -22,6 +22,7 @@ import tornado.websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 
 from chatstack.config import Config, load_config
+from chatstack.probe.recovery import FetchPage, Page
 
 TIMEOUT = 5.0
 
@@ -277,14 +278,13 @@ async def cluster(
             await history.close()
 
 
-def history_pages(base_url: str, room: str) -> Callable[[str | None, int], Any]:
+def history_pages(base_url: str, room: str) -> FetchPage:
     """fetch_page(after, limit) for chatstack.probe.recovery against a history URL."""
     from urllib.parse import urlencode
 
-    async def fetch_page(after: str | None, limit: int) -> list[dict[str, Any]]:
+    async def fetch_page(after: str | None, limit: int) -> Page:
         query = {"limit": limit} | ({"after": after} if after is not None else {})
         data = await get_json(f"{base_url}/api/rooms/{room}/messages?{urlencode(query)}")
-        messages: list[dict[str, Any]] = data["messages"]
-        return messages
+        return Page(data["messages"], data["live"])
 
     return fetch_page

@@ -26,6 +26,7 @@ from chatstack.probe.target import Target
 CONTRACT = contract_mod.load()
 OVERLAP_MS = int(CONTRACT["protocol"]["recovery_overlap_ms"])
 PAGE_MAX = int(CONTRACT["protocol"]["page_limit_max"])
+RECHECK_MS = int(CONTRACT["protocol"]["recovery_recheck_ms"])
 RETRY_PAUSE_S = 0.3  # docs/protocol.md: after `unavailable`, retry after a pause
 RECONNECT_PAUSE_S = 0.2
 
@@ -100,7 +101,13 @@ class Chatter:
         """Read history after (newest shown - overlap), as the browser client does."""
         start = resume_from if resume_from is not None else self.log.newest
         found = await recover(
-            page_fetcher(self.target, self.room), self.log, start, OVERLAP_MS, PAGE_MAX
+            page_fetcher(self.target, self.room),
+            self.log,
+            start,
+            OVERLAP_MS,
+            PAGE_MAX,
+            recheck_ms=RECHECK_MS,
+            settle_timeout_s=self.timeout,
         )
         self.recovered.update(m["id"] for m in found)
 
@@ -188,7 +195,7 @@ async def room_history(
 ) -> list[dict[str, Any]]:
     """Every stored message of ``room``, through nginx's /api/."""
     target = Target(base_url=url, origin=url, timeout=timeout)
-    return await fetch_after(page_fetcher(target, room), "0", PAGE_MAX)
+    return (await fetch_after(page_fetcher(target, room), "0", PAGE_MAX)).messages
 
 
 async def wait_history_has(

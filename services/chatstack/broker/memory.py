@@ -85,6 +85,8 @@ class MemoryHistoryBroker(HistoryBroker):
     async def start(self) -> None:
         self._hub._history = self
         self._task = asyncio.create_task(self._consume())
+        if self._hub._history_queue:  # what queued while no consumer was there, as RabbitMQ
+            self.wake()
         self._set_ready(True)
 
     async def close(self) -> None:

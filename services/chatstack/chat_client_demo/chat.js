@@ -6,6 +6,7 @@
 // innerHTML), so markup in a message is shown as the characters it is.
 
 import {
+  ACK_CHECK_EVERY_MS,
   ACK_TIMEOUT_MS,
   CLOSE_POLICY_VIOLATION,
   ERROR_SHOW_MS,
@@ -15,6 +16,7 @@ import {
   PAGE_LIMIT_DEFAULT,
   PAGE_LIMIT_MAX,
   RECOVERY_OVERLAP_MS,
+  RECOVERY_RECHECK_MS,
   RETRY_PAUSE_MS,
 } from "./contract.js";
 import { Connection } from "./connection.js";
@@ -75,6 +77,7 @@ class Room {
     this.ids = []; // shown message ids, sorted, parallel to this.list's children
     this.members = new Set();
     this.resumeFrom = null; // newest id shown before the socket went (null: never joined)
+    this.joinCount = 0; // confirmed joins: a recovery belongs to one of them
     this.list = document.createElement("ol");
     this.list.className = "room-messages";
     this.list.dataset.room = name;
@@ -200,23 +203,36 @@ async function fetchPage(room, after, limit) {
   if (!response.ok) throw new Error(`history answered HTTP ${response.status}`);
   const body = await response.json();
   if (!Array.isArray(body.messages)) throw new Error("history answer without messages");
-  return body.messages;
+  return { messages: body.messages, live: body.live === true };
 }
 
-// After a (re-)join: what we have not shown yet, then a second ask once history has had
-// time to commit what was in flight at the first one (docs/protocol.md).
+// After a (re-)join: show what we have not shown yet, and read again until history has
+// answered live twice in a row (docs/protocol.md, "Recovery"), so a message acked while we
+// were away but not yet stored by history still shows up. The next join of this room
+// (a new socket) ends this one and starts its own.
 async function recoverRoom(room) {
   const resumeFrom = room.resumeFrom;
-  const page = (after, limit) => fetchPage(room.name, after, limit);
-  const ask = async () =>
-    recover(page, room.log, resumeFrom, RECOVERY_OVERLAP_MS, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT);
-  try {
-    show(room, await ask());
-    await new Promise((resolve) => setTimeout(resolve, RECOVERY_OVERLAP_MS / 10));
-    if (state.rooms.get(room.name) === room) show(room, await ask());
-  } catch (error) {
-    showError("history", `${room.name}: ${error.message}`);
-  }
+  const joins = room.joinCount;
+  let reported = false;
+  await recover(
+    (after, limit) => fetchPage(room.name, after, limit),
+    room.log,
+    resumeFrom,
+    RECOVERY_OVERLAP_MS,
+    PAGE_LIMIT_MAX,
+    PAGE_LIMIT_DEFAULT,
+    {
+      recheckMs: RECOVERY_RECHECK_MS,
+      onFound: (messages) => show(room, messages),
+      onError: (error) => {
+        if (!reported) showError("history", `${room.name}: ${error.message}`);
+        reported = true;
+      },
+      cancelled: () =>
+        state.rooms.get(room.name) !== room || !room.joined || room.joinCount !== joins,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    },
+  );
 }
 
 // -- joining ------------------------------------------------------------------------------
@@ -253,6 +269,7 @@ function joinDone() {
 
 function joinConfirmed(room) {
   room.joined = true;
+  room.joinCount += 1;
   room.everJoined = true;
   room.joinAttempts = 0;
   joinDone();
@@ -470,7 +487,7 @@ ui.sayForm.addEventListener("submit", (event) => {
   say();
 });
 ui.leave.addEventListener("click", leave);
-setInterval(checkAckTimeouts, 1000);
+setInterval(checkAckTimeouts, ACK_CHECK_EVERY_MS);
 
 ui.nick.value = localStorage.getItem(STORE_NICK) ?? `guest-${session.slice(0, 4)}`;
 try {

@@ -3,7 +3,9 @@
 //
 // Per room the client keeps the ids it has shown and the newest one. After reconnecting
 // it joins again, then reads history after the floor id of (newest id's time - overlap),
-// page by page until a page is shorter than the limit, and shows only unseen ids.
+// page by page until a page is shorter than the limit, and shows only unseen ids. History
+// may lag behind the broker (cut off, or draining what queued meanwhile), so the client
+// reads again until two reads in a row, one recheck interval apart, answered live.
 
 // Crockford base32 as ULIDs use it. The first 10 characters are the time in ms (48 bits:
 // beyond 32-bit bitwise operators, so plain arithmetic below).
@@ -69,27 +71,63 @@ function checkPage(page, after, limit) {
   }
 }
 
-// Every message after `after`, following pages. fetchPage(after, limit) -> messages.
+// Every message after `after`, following pages; live only when every page was.
+// fetchPage(after, limit) -> {messages, live}.
 export async function fetchAfter(fetchPage, after, limit) {
   const collected = [];
+  let live = true;
   for (;;) {
     const page = await fetchPage(after, limit);
-    checkPage(page, after, limit);
-    collected.push(...page);
-    if (page.length < limit) return collected;
-    after = page[page.length - 1].id;
+    checkPage(page.messages, after, limit);
+    collected.push(...page.messages);
+    live = live && page.live;
+    if (page.messages.length < limit) return { messages: collected, live };
+    after = page.messages[page.messages.length - 1].id;
   }
 }
 
-// The messages not shown yet. `resumeFrom` is the newest id shown *before* the
-// reconnect: live messages that arrived since must not move the floor forward, or a long
-// absence would lose everything older than the overlap. Without it (nothing shown in
-// the room yet) the newest page is what a page load shows.
-export async function recover(fetchPage, log, resumeFrom, overlapMs, limit, newestLimit) {
+// One read: {messages not shown yet (now recorded as shown), live}. `resumeFrom` is the
+// newest id shown *before* the reconnect: live messages that arrived since must not move
+// the floor forward, or a long absence would lose everything older than the overlap.
+// Without it (nothing shown in the room yet) the newest page is what a page load shows.
+export async function recoverOnce(fetchPage, log, resumeFrom, overlapMs, limit, newestLimit) {
   if (resumeFrom === null) {
     const page = await fetchPage(null, newestLimit);
-    checkPage(page, null, newestLimit);
-    return log.addNew(page);
+    checkPage(page.messages, null, newestLimit);
+    return { messages: log.addNew(page.messages), live: page.live };
   }
-  return log.addNew(await fetchAfter(fetchPage, recoveryFloor(resumeFrom, overlapMs), limit));
+  const read = await fetchAfter(fetchPage, recoveryFloor(resumeFrom, overlapMs), limit);
+  return { messages: log.addNew(read.messages), live: read.live };
+}
+
+// The pause before the next read: the recheck interval after a live answer (two live
+// answers that far apart end the recovery), doubling up to 16 times it while history is
+// cut off, so an outage is not met with a read per second per client.
+export function nextPause(previousPause, live, recheckMs) {
+  return live ? recheckMs : Math.min(Math.max(previousPause, recheckMs / 2) * 2, 16 * recheckMs);
+}
+
+// Reads until two reads in a row answered live, handing each read's new messages to
+// onFound as they come. Stops early (returns false) when cancelled() says the room was
+// left or its socket went: the next join starts its own recovery. A failed read counts as
+// not live and is reported to onError.
+export async function recover(fetchPage, log, resumeFrom, overlapMs, limit, newestLimit, how) {
+  const { recheckMs, onFound, onError = () => {}, cancelled = () => false, sleep } = how;
+  let liveBefore = false;
+  let pause = 0;
+  for (;;) {
+    let live = false;
+    try {
+      const read = await recoverOnce(fetchPage, log, resumeFrom, overlapMs, limit, newestLimit);
+      onFound(read.messages);
+      live = read.live;
+    } catch (error) {
+      onError(error);
+    }
+    if (live && liveBefore) return true;
+    liveBefore = live;
+    pause = nextPause(pause, live, recheckMs);
+    await sleep(pause);
+    if (cancelled()) return false;
+  }
 }

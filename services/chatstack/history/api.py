@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import tornado.web
 
@@ -18,9 +19,11 @@ def messages_route() -> str:
 
 
 class MessagesHandler(tornado.web.RequestHandler):
-    def initialize(self, store: HistoryStore, metrics: Metrics) -> None:
+    def initialize(self, store: HistoryStore, metrics: Metrics, live: Callable[[], bool]) -> None:
         self.store = store
         self.metrics = metrics
+        # Consuming from the broker: a recovering client rereads until this holds (protocol).
+        self.live = live
         protocol = contract.section("protocol")
         self.room_pattern = re.compile(protocol["room_pattern"])
         self.limit_default = int(protocol["page_limit_default"])
@@ -56,4 +59,4 @@ class MessagesHandler(tornado.web.RequestHandler):
             messages = self.store.latest(room, limit)
         else:
             messages = self.store.after(room, after, limit)
-        self.write({"room": room, "messages": [m.as_json() for m in messages]})
+        self.write({"room": room, "messages": [m.as_json() for m in messages], "live": self.live()})

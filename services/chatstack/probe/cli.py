@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .flows import FLOWS, Flow, cross_instance
+from .recovery import RecoveryError
 from .report import FlowFailed, Reporter
 from .target import Target, parse_base_url
 
@@ -85,7 +86,7 @@ async def run_flow(name: str, flow: Flow, target: Target, reporter: Reporter) ->
     budget = target.timeout * FLOW_BUDGET_TIMEOUTS
     try:
         await asyncio.wait_for(flow(target, functools.partial(reporter.step, name)), budget)
-    except FlowFailed as exc:
+    except (FlowFailed, RecoveryError) as exc:  # history breaking the protocol is a failed check
         reporter.failed(name, str(exc))
         return False
     except TimeoutError:

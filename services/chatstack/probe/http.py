@@ -13,7 +13,7 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPHeaders
 
-from .recovery import FetchPage, Message
+from .recovery import FetchPage, Message, Page
 from .report import FlowFailed
 from .target import Target
 
@@ -60,7 +60,7 @@ def _json(answer: Answer, what: str) -> Any:
         ) from None
 
 
-async def history_page(target: Target, room: str, after: str | None, limit: int) -> list[Message]:
+async def history_page(target: Target, room: str, after: str | None, limit: int) -> Page:
     """One page of GET /api/rooms/{room}/messages, shape checked against docs/protocol.md."""
     query: dict[str, str | int] = {"limit": limit}
     if after is not None:
@@ -75,9 +75,11 @@ async def history_page(target: Target, room: str, after: str | None, limit: int)
         not isinstance(body, dict)
         or body.get("room") != room
         or not isinstance(body.get("messages"), list)
+        or not isinstance(body.get("live"), bool)
     ):
         raise FlowFailed(
-            f"{what}: expected {{'room': {room!r}, 'messages': [...]}}, got {body!r:.300}"
+            f"{what}: expected {{'room': {room!r}, 'messages': [...], 'live': true|false}}, "
+            f"got {body!r:.300}"
         )
     for message in body["messages"]:
         if not isinstance(message, dict) or any(k not in message for k in MESSAGE_FIELDS):
@@ -85,11 +87,11 @@ async def history_page(target: Target, room: str, after: str | None, limit: int)
         if message["room"] != room:
             raise FlowFailed(f"{what}: message of another room: {message!r}")
     messages: list[Message] = body["messages"]
-    return messages
+    return Page(messages, body["live"])
 
 
 def page_fetcher(target: Target, room: str) -> FetchPage:
-    async def fetch(after: str | None, limit: int) -> list[Message]:
+    async def fetch(after: str | None, limit: int) -> Page:
         return await history_page(target, room, after, limit)
 
     return fetch

@@ -4,7 +4,9 @@ A client keeps, per room, the ids it has shown and the newest one. After a recon
 reads history after a *floor id* — the smallest id of (time of its newest id - overlap) —
 page by page until a page is shorter than the limit, and keeps only ids it has not shown.
 The overlap covers gateway clocks that differ and messages still in flight; the id set
-makes re-reading the overlap harmless.
+makes re-reading the overlap harmless. History may lag behind the broker (it was cut off,
+or is draining what queued meanwhile), so the client reads again every recheck interval
+until two reads in a row found history ``live``.
 
 The id arithmetic is written here from the ULID spec rather than imported from the
 services (chatstack.ids): the probe checks the services, so it must not share their bugs.
@@ -13,6 +15,7 @@ A property test checks that both agree.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +28,34 @@ TIME_CHARS = 10
 MAX_TIME_MS = (1 << 48) - 1
 
 Message = dict[str, Any]
-# fetch_page(after, limit) -> the messages of one history page (after=None: newest page).
-FetchPage = Callable[[str | None, int], Awaitable[list[Message]]]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One history answer: its messages, and whether history was consuming from the broker."""
+
+    messages: list[Message]
+    live: bool
+
+
+# fetch_page(after, limit) -> one history page (after=None: the newest page).
+FetchPage = Callable[[str | None, int], Awaitable[Page]]
 
 
 class RecoveryError(Exception):
     """History answered something the protocol rules out (order, range, shape)."""
+
+
+class HistoryNotLive(RecoveryError):
+    """History stayed cut off from the broker for the whole settle timeout. ``found`` is
+    what was recovered anyway (already recorded as shown): the caller must show it."""
+
+    def __init__(self, found: list[Message], waited_s: float) -> None:
+        super().__init__(
+            f"history did not answer live: true twice in a row within {waited_s:g}s; "
+            f"recovered {len(found)} message(s), messages still queued for history may be missing"
+        )
+        self.found = found
 
 
 def is_id(text: object) -> bool:
@@ -97,22 +122,35 @@ def check_page(page: list[Message], after: str | None, limit: int) -> None:
         previous = message_id
 
 
-async def fetch_after(fetch_page: FetchPage, after: str, limit: int) -> list[Message]:
-    """Every stored message with an id greater than ``after``, following pages."""
+async def fetch_after(fetch_page: FetchPage, after: str, limit: int) -> Page:
+    """Every stored message with an id greater than ``after``, following pages; live only
+    when every page was."""
     collected: list[Message] = []
+    live = True
     while True:
         page = await fetch_page(after, limit)
-        check_page(page, after, limit)
-        collected.extend(page)
-        if len(page) < limit:
-            return collected
-        after = page[-1]["id"]
+        check_page(page.messages, after, limit)
+        collected.extend(page.messages)
+        live = live and page.live
+        if len(page.messages) < limit:
+            return Page(collected, live)
+        after = page.messages[-1]["id"]
 
 
-async def recover(
+def next_pause(previous_ms: float, live: bool, recheck_ms: float) -> float:
+    """The pause before the next read: the recheck interval after a live answer (two live
+    answers that far apart end the recovery), doubling up to 16 times it while history is
+    cut off, so an outage is not met with a read per interval per client."""
+    if live:
+        return recheck_ms
+    return min(max(previous_ms, recheck_ms / 2) * 2, 16 * recheck_ms)
+
+
+async def recover_once(
     fetch_page: FetchPage, log: RoomLog, resume_from: str | None, overlap_ms: int, limit: int
-) -> list[Message]:
-    """The messages a reconnecting client has not shown yet, in id order.
+) -> Page:
+    """One read: the messages not shown yet (now recorded as shown), and whether history
+    answered live.
 
     ``resume_from`` is the newest id shown *before* the reconnect (``log.newest`` taken
     then): live messages that arrive after the re-join must not move the floor forward,
@@ -121,7 +159,43 @@ async def recover(
     """
     if resume_from is None:
         page = await fetch_page(None, limit)
-        check_page(page, None, limit)
-        return log.add_new(page)
-    floor = recovery_floor(resume_from, overlap_ms)
-    return log.add_new(await fetch_after(fetch_page, floor, limit))
+        check_page(page.messages, None, limit)
+    else:
+        page = await fetch_after(fetch_page, recovery_floor(resume_from, overlap_ms), limit)
+    return Page(log.add_new(page.messages), page.live)
+
+
+async def recover(
+    fetch_page: FetchPage,
+    log: RoomLog,
+    resume_from: str | None,
+    overlap_ms: int,
+    limit: int,
+    *,
+    recheck_ms: int = 0,
+    settle_timeout_s: float = 60.0,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> list[Message]:
+    """The messages a reconnecting client has not shown yet, in id order of each read.
+
+    With ``recheck_ms`` (the protocol's ``recovery_recheck_ms``) it reads again until two
+    reads in a row answered live (see :func:`next_pause`), so a message acked before the
+    re-join but not yet stored by history is not lost; :class:`HistoryNotLive` after
+    ``settle_timeout_s``. Without it, one read (for callers that know history is caught
+    up). ``sleep`` takes seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle_timeout_s
+    found: list[Message] = []
+    live_before = False
+    pause_ms = 0.0
+    while True:
+        read = await recover_once(fetch_page, log, resume_from, overlap_ms, limit)
+        found += read.messages
+        if recheck_ms <= 0 or (read.live and live_before):
+            return found
+        if loop.time() > deadline:
+            raise HistoryNotLive(found, settle_timeout_s)
+        live_before = read.live
+        pause_ms = next_pause(pause_ms, read.live, recheck_ms)
+        await sleep(pause_ms / 1000)

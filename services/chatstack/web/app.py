@@ -48,7 +48,8 @@ def _gateway_routes(gateway: Gateway) -> list[Any]:
 
 
 def _history_routes(history: HistoryService, metrics: Metrics) -> list[Any]:
-    return [(messages_route(), MessagesHandler, {"store": history.store, "metrics": metrics})]
+    handler_args = {"store": history.store, "metrics": metrics, "live": lambda: history.ready}
+    return [(messages_route(), MessagesHandler, handler_args)]
 
 
 def _health_routes(instance: str, checks: dict[str, Any]) -> list[Any]:

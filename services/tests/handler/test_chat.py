@@ -1,8 +1,12 @@
 """The websocket protocol at the tornado level, on the in-memory broker."""
 
+import asyncio
 from pathlib import Path
 
-from support import Client, embedded, get, get_json, run
+from support import Client, embedded, eventually, get, get_json, history_pages, run
+
+from chatstack import contract
+from chatstack.probe import recovery
 
 
 def test_join_say_ack_message_presence(tmp_path: Path) -> None:
@@ -108,6 +112,7 @@ def test_history_api(tmp_path: Path) -> None:
             async def page(query: str) -> list[str]:
                 data = await get_json(base + query)
                 assert data["room"] == "lobby"
+                assert data["live"] is True
                 assert all(set(m) == {"id", "room", "nick", "text", "ts"} for m in data["messages"])
                 return [m["id"] for m in data["messages"]]
 
@@ -136,6 +141,25 @@ def test_history_api(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_history_api_says_when_it_is_cut_off_from_the_broker(tmp_path: Path) -> None:
+    """Stored messages are still served, marked ``live: false``: a recovering client must
+    read again later (docs/protocol.md, "Recovery")."""
+
+    async def scenario() -> None:
+        async with embedded(tmp_path) as chat:
+            ada = await Client.connect(chat.served.ws)
+            await ada.join("lobby", "ada")
+            ack = await ada.say("lobby", "kept", "k1")
+            url = f"{chat.served.http}/api/rooms/lobby/messages"
+            await eventually(lambda: chat.history.store.count("lobby") == 1)
+            await chat.history.broker.close()
+            data = await get_json(url)
+            assert data["live"] is False
+            assert [m["id"] for m in data["messages"]] == [ack["id"]]
+
+    run(scenario())
+
+
 def test_health_and_readiness(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with embedded(tmp_path) as chat:
@@ -160,5 +184,46 @@ def test_static_client_and_headers(tmp_path: Path) -> None:
             for path in ("/", "/api/rooms/lobby/messages", "/healthz", "/readyz"):
                 answer = await get(chat.served.http + path, Origin="https://evil.example")
                 assert "Access-Control-Allow-Origin" not in answer.headers, path
+
+    run(scenario())
+
+
+def test_recovery_waits_for_history_that_reconnects_late(tmp_path: Path) -> None:
+    """A client comes back while history is still cut off from the broker (after a broker
+    restart it may reconnect later than the gateways): what was acked meanwhile is queued
+    for history, not stored. One read loses it; rereading until history answers live twice
+    (docs/protocol.md, "Recovery") gets every message, once."""
+    overlap_ms = contract.section("protocol")["recovery_overlap_ms"]
+
+    async def scenario() -> None:
+        async with embedded(tmp_path) as chat:
+            talker = await Client.connect(chat.served.ws)
+            await talker.join("lobby", "talker")
+            reader = await Client.connect(chat.served.ws)
+            await reader.join("lobby", "reader")
+            first = await talker.say("lobby", "before", "b0")
+            await reader.expect("message", id=first["id"])
+            log = recovery.RoomLog()
+            log.add(first["id"])
+            resume_from = log.newest
+            reader.close()
+
+            await chat.history.broker.close()
+            away = {(await talker.say("lobby", f"away {i}", f"a{i}"))["id"] for i in range(3)}
+            back = await Client.connect(chat.served.ws)
+            await back.join("lobby", "reader")
+            pages = history_pages(chat.served.http, "lobby")
+
+            once = await recovery.recover(pages, recovery.RoomLog(), resume_from, overlap_ms, 50)
+            assert {m["id"] for m in once} == {first["id"]}, "history had them already?"
+
+            recovering = asyncio.create_task(
+                recovery.recover(pages, log, resume_from, overlap_ms, 50, recheck_ms=100)
+            )
+            await asyncio.sleep(0.5)
+            assert not recovering.done(), "recovery ended while history was cut off"
+            await chat.history.broker.start()
+            found = await asyncio.wait_for(recovering, 10)
+            assert sorted(m["id"] for m in found) == sorted(away)
 
     run(scenario())

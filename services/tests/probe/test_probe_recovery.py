@@ -17,6 +17,8 @@ from chatstack import contract, ids
 from chatstack.probe.recovery import (
     ALPHABET,
     MAX_TIME_MS,
+    HistoryNotLive,
+    Page,
     RecoveryError,
     RoomLog,
     check_page,
@@ -47,11 +49,34 @@ class Store:
         self.messages = sorted(messages, key=lambda m: m["id"])
         self.calls: list[tuple[str | None, int]] = []
 
-    async def fetch_page(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+    async def fetch_page(self, after: str | None, limit: int) -> Page:
         self.calls.append((after, limit))
         if after is None:
-            return self.messages[-limit:]
-        return [m for m in self.messages if m["id"] > after][:limit]
+            return Page(self.messages[-limit:], live=True)
+        return Page([m for m in self.messages if m["id"] > after][:limit], live=True)
+
+
+class LaggingHistory:
+    """History that was cut off from the broker: it answers ``live`` from read number
+    ``live_from`` on, and message i becomes visible at read ``visible_at[i]`` (what it
+    drains after reconnecting). A read is counted when paging starts again at ``floor``."""
+
+    def __init__(
+        self, messages: list[dict[str, Any]], visible_at: list[int], live_from: int, floor: str
+    ) -> None:
+        self.messages, self.visible_at, self.live_from = messages, visible_at, live_from
+        self.floor = floor
+        self.reads = 0
+
+    async def fetch_page(self, after: str | None, limit: int) -> Page:
+        if after == self.floor:
+            self.reads += 1
+        visible = sorted(
+            (m for m, v in zip(self.messages, self.visible_at, strict=True) if v <= self.reads),
+            key=lambda m: m["id"],
+        )
+        page = [m for m in visible if after is None or m["id"] > after][:limit]
+        return Page(page, live=self.reads >= self.live_from)
 
 
 def run(coro: Any) -> Any:
@@ -130,7 +155,7 @@ def test_fetch_after_follows_pages_to_the_end(
 ) -> None:
     store = Store([{"id": make_id(ms, r)} for ms, r in items])
     after = floor_id(after_ms)
-    got = run(fetch_after(store.fetch_page, after, limit))
+    got = run(fetch_after(store.fetch_page, after, limit)).messages
     assert [m["id"] for m in got] == sorted(m["id"] for m in store.messages if m["id"] > after)
     # It stops at the first short page: one call more than the full pages it read.
     assert len(store.calls) == len(got) // limit + 1
@@ -252,3 +277,61 @@ def test_recovery_without_a_newest_id_reads_the_newest_page() -> None:
     shown = run(recover(store.fetch_page, RoomLog(), None, OVERLAP_MS, 4))
     assert [m["n"] for m in shown] == [6, 7, 8, 9]
     assert store.calls == [(None, 4)]
+
+
+# -- history that lags behind the broker ------------------------------------------------
+
+
+def missed_conversation(count: int) -> tuple[RoomLog, str, list[dict[str, Any]]]:
+    """A client that saw one message, then missed ``count`` said after it."""
+    first = {"id": make_id(1_764_470_400_000, 0), "n": -1}
+    log = RoomLog()
+    log.add_new([first])
+    missed = [{"id": make_id(1_764_470_400_000 + 10 * (n + 1), n), "n": n} for n in range(count)]
+    return log, first["id"], missed
+
+
+@given(
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=1, max_value=6),
+    st.data(),
+)
+def test_rereads_until_live_twice_recover_what_history_stored_late(
+    count: int, live_from: int, data: st.DataObject
+) -> None:
+    """History drains its backlog at most one recheck interval after it went live: every
+    missed message is recovered, once, however late within that bound it shows up."""
+    log, resume_from, missed = missed_conversation(count)
+    visible_at = data.draw(st.lists(st.integers(1, live_from + 1), min_size=count, max_size=count))
+    history = LaggingHistory(missed, visible_at, live_from, recovery_floor(resume_from, OVERLAP_MS))
+    shown = run(recover(history.fetch_page, log, resume_from, OVERLAP_MS, 3, recheck_ms=1))
+    assert sorted(m["n"] for m in shown) == list(range(count))
+    # It stops at the first read that follows a live one.
+    assert history.reads == live_from + 1
+
+
+def test_one_read_loses_what_history_had_not_stored_yet() -> None:
+    """Why the rereads exist: the same lagging history read once loses messages."""
+    log, resume_from, missed = missed_conversation(3)
+    history = LaggingHistory(missed, [1, 2, 3], 2, recovery_floor(resume_from, OVERLAP_MS))
+    shown = run(recover(history.fetch_page, log, resume_from, OVERLAP_MS, 3))
+    assert [m["n"] for m in shown] == [0]
+
+
+def test_history_never_live_is_an_error_that_keeps_what_was_found() -> None:
+    log, resume_from, missed = missed_conversation(2)
+    history = LaggingHistory(missed, [1, 1], 10**9, recovery_floor(resume_from, OVERLAP_MS))
+    with pytest.raises(HistoryNotLive, match=r"within 0\.05s") as caught:
+        run(
+            recover(
+                history.fetch_page,
+                log,
+                resume_from,
+                OVERLAP_MS,
+                3,
+                recheck_ms=1,
+                settle_timeout_s=0.05,
+            )
+        )
+    assert [m["n"] for m in caught.value.found] == [0, 1]
+    assert {m["id"] for m in missed} <= log.seen

@@ -50,9 +50,9 @@ async def wait_in_history(target: Target, room: str, expected: dict[str, Message
     """
     deadline = time.monotonic() + target.timeout
     while True:
-        page = await history_page(
-            target, room, None, contract.section("protocol")["page_limit_max"]
-        )
+        page = (
+            await history_page(target, room, None, contract.section("protocol")["page_limit_max"])
+        ).messages
         stored = {m["id"]: m for m in page}
         missing = [i for i in expected if i not in stored]
         if not missing:

@@ -2,14 +2,13 @@
 
 c sees a first message, disconnects while a and b talk, reconnects, joins again and runs
 the recovery of docs/protocol.md (chatstack.probe.recovery): floor id from its newest id
-minus ``protocol.recovery_overlap_ms``, pages, dedupe by id, and a second ask after a tenth
-of the overlap. What it shows after reconnecting (recovered + live) must be exactly the
-messages said while it was away plus those said after it came back, none twice.
+minus ``protocol.recovery_overlap_ms``, pages, dedupe by id, and rereads (pausing
+``protocol.recovery_recheck_ms``) until history answered live twice in a row. What it
+shows after reconnecting (recovered + live) must be exactly the messages said while it
+was away plus those said after it came back, none twice.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from chatstack import contract
 
@@ -27,7 +26,9 @@ PAGE_LIMIT = 3
 
 async def run(target: Target, step: Step) -> None:
     room = unique_room("recovery")
-    overlap_ms = int(contract.section("protocol")["recovery_overlap_ms"])
+    protocol = contract.section("protocol")
+    overlap_ms = int(protocol["recovery_overlap_ms"])
+    recheck_ms = int(protocol["recovery_recheck_ms"])
     fetch = page_fetcher(target, room)
     async with Clients(target) as clients:
         a = await clients.connect("a")
@@ -60,10 +61,15 @@ async def run(target: Target, step: Step) -> None:
         # The newest id shown before the disconnect: the live message must not move the floor.
         resume_from = log.newest
         shown = log.add_new(c2.messages(room))
-        shown += await recover(fetch, log, resume_from, overlap_ms, PAGE_LIMIT)
-        # Second ask: a message history had not committed at the first read (docs/protocol.md).
-        await asyncio.sleep(overlap_ms / 10 / 1000)
-        shown += await recover(fetch, log, resume_from, overlap_ms, PAGE_LIMIT)
+        shown += await recover(
+            fetch,
+            log,
+            resume_from,
+            overlap_ms,
+            PAGE_LIMIT,
+            recheck_ms=recheck_ms,
+            settle_timeout_s=target.timeout,
+        )
         shown += log.add_new(c2.messages(room))
 
         expected = {**missed, live: live_text}
