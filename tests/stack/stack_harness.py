@@ -61,6 +61,8 @@ class Chatter:
         default_factory=set
     )  # message ids obtained from history
     log: RoomLog = field(default_factory=RoomLog)
+    # Recoveries run beside the chat, as in the browser: says do not wait for history.
+    _recoveries: list[asyncio.Task[None]] = field(default_factory=list)
     _harvested: int = 0
     _count: int = 0
 
@@ -95,10 +97,15 @@ class Chatter:
         self._harvested = 0
         self.instances.append(client.instance)
         if len(self.instances) > 1:
-            await self.recover(resume_from)
+            self._recoveries.append(asyncio.create_task(self.recover(resume_from)))
+
+    async def settle(self) -> None:
+        """Wait for every recovery started so far (their errors are raised here)."""
+        await asyncio.gather(*self._recoveries)
 
     async def recover(self, resume_from: str | None = None) -> None:
-        """Read history after (newest shown - overlap), as the browser client does."""
+        """Read history after (newest shown - overlap) until it answered live twice, as
+        the browser client does."""
         start = resume_from if resume_from is not None else self.log.newest
         found = await recover(
             page_fetcher(self.target, self.room),
@@ -174,6 +181,7 @@ class Chatter:
         )
 
     async def close(self) -> None:
+        await self.settle()
         self.harvest()
         if self.client is not None:
             await self.client.close()

@@ -56,10 +56,9 @@ async def scenario(stack: Stack) -> None:
     await asyncio.sleep(AFTER_S)
     stop.set()
     await asyncio.gather(*streams)
-    # The client's second history read (docs/protocol.md) after the stream stopped.
-    await asyncio.sleep(0.5)
+    # ada's recovery after the reconnect rereads until history answered live twice.
     for chatter in (ada, bob):
-        await chatter.recover()
+        await chatter.settle()
 
     acked = {**{ada.texts[c]: i for c, i in ada.acked.items()},
              **{bob.texts[c]: i for c, i in bob.acked.items()}}  # fmt: skip

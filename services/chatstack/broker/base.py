@@ -78,6 +78,23 @@ class HistoryBroker(_ReadyState, abc.ABC):
     def __init__(self) -> None:
         super().__init__()
         self.on_store: StoreHandler | None = None
+        self._backlog = 0  # messages already queued when consuming (re)started
+        self._stored_since_start = 0
+
+    def _consuming(self, backlog: int) -> None:
+        """Consuming (re)starts; ``backlog`` messages were queued for us meanwhile."""
+        self._backlog = backlog
+        self._stored_since_start = 0
+
+    def _stored(self, count: int) -> None:
+        """A batch of ``count`` deliveries of the current consumer is committed."""
+        self._stored_since_start += count
+
+    @property
+    def caught_up(self) -> bool:
+        """Consuming, and what was queued when consuming started is stored: everything
+        acked more than a moment ago is in the store. The history API's ``live``."""
+        return self.ready and self._stored_since_start >= self._backlog
 
     @abc.abstractmethod
     async def start(self) -> None: ...

@@ -85,6 +85,7 @@ class MemoryHistoryBroker(HistoryBroker):
     async def start(self) -> None:
         self._hub._history = self
         self._task = asyncio.create_task(self._consume())
+        self._consuming(len(self._hub._history_queue))
         if self._hub._history_queue:  # what queued while no consumer was there, as RabbitMQ
             self.wake()
         self._set_ready(True)
@@ -115,3 +116,4 @@ class MemoryHistoryBroker(HistoryBroker):
                     continue
                 for _ in batch:  # acknowledged: only now leave the queue
                     queue.popleft()
+                self._stored(len(batch))

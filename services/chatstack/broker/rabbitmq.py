@@ -431,7 +431,7 @@ class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
         channel = session.channel
         queue = contract.amqp("history_queue")
         await self._declare_exchange(session)
-        await self._rpc(
+        declared = await self._rpc(
             session,
             channel.queue_declare,
             queue=queue,
@@ -447,6 +447,9 @@ class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
         )
         await self._rpc(session, channel.basic_qos, prefetch_count=_HISTORY_PREFETCH)
         self._batch = []
+        # The queue is FIFO with us as its only consumer: the first message_count deliveries
+        # are what queued while we were away; once they are stored we are caught up.
+        self._consuming(declared.method.message_count)
         await self._rpc(
             session,
             channel.basic_consume,
@@ -484,5 +487,6 @@ class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
                 # belong to a dead channel: the broker redelivers and the store dedupes.
                 if self._session is session and session.channel.is_open:
                     session.channel.basic_ack(last_tag, multiple=True)
+                    self._stored(len(batch))
         finally:
             self._flushing = False

@@ -101,10 +101,10 @@ export async function recoverOnce(fetchPage, log, resumeFrom, overlapMs, limit, 
 }
 
 // The pause before the next read: the recheck interval after a live answer (two live
-// answers that far apart end the recovery), doubling up to 16 times it while history is
+// answers that far apart end the recovery), doubling up to 4 times it while history is
 // cut off, so an outage is not met with a read per second per client.
 export function nextPause(previousPause, live, recheckMs) {
-  return live ? recheckMs : Math.min(Math.max(previousPause, recheckMs / 2) * 2, 16 * recheckMs);
+  return live ? recheckMs : Math.min(Math.max(previousPause, recheckMs / 2) * 2, 4 * recheckMs);
 }
 
 // Reads until two reads in a row answered live, handing each read's new messages to

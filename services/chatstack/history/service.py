@@ -54,6 +54,11 @@ class HistoryService:
     def ready(self) -> bool:
         return self.broker.ready and self.store.is_open
 
+    @property
+    def caught_up(self) -> bool:
+        """Ready and holding everything that was queued for it (docs/protocol.md, ``live``)."""
+        return self.broker.caught_up and self.store.is_open
+
     async def start(self) -> None:
         self.store.open()
         self.metrics.gauge("history.ready.{instance}", 0, instance=self.instance)

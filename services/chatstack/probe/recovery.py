@@ -139,11 +139,11 @@ async def fetch_after(fetch_page: FetchPage, after: str, limit: int) -> Page:
 
 def next_pause(previous_ms: float, live: bool, recheck_ms: float) -> float:
     """The pause before the next read: the recheck interval after a live answer (two live
-    answers that far apart end the recovery), doubling up to 16 times it while history is
+    answers that far apart end the recovery), doubling up to 4 times it while history is
     cut off, so an outage is not met with a read per interval per client."""
     if live:
         return recheck_ms
-    return min(max(previous_ms, recheck_ms / 2) * 2, 16 * recheck_ms)
+    return min(max(previous_ms, recheck_ms / 2) * 2, 4 * recheck_ms)
 
 
 async def recover_once(

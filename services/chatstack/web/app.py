@@ -48,7 +48,7 @@ def _gateway_routes(gateway: Gateway) -> list[Any]:
 
 
 def _history_routes(history: HistoryService, metrics: Metrics) -> list[Any]:
-    handler_args = {"store": history.store, "metrics": metrics, "live": lambda: history.ready}
+    handler_args = {"store": history.store, "metrics": metrics, "live": lambda: history.caught_up}
     return [(messages_route(), MessagesHandler, handler_args)]
 
 

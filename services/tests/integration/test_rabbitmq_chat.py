@@ -155,6 +155,36 @@ def test_retried_message_is_stored_once(tmp_path: Path, rabbitmq: Any) -> None:
     run(scenario())
 
 
+def test_history_is_live_only_once_its_backlog_is_stored(tmp_path: Path, rabbitmq: Any) -> None:
+    """While history is away, acked messages queue for it. When it consumes again the API
+    answers ``live: false`` until what was queued is stored, so the first ``live: true``
+    answer holds every one of them (what a recovering client relies on)."""
+
+    async def scenario() -> None:
+        async with rabbit_cluster(
+            tmp_path, rabbitmq, limits__burst="1000", limits__rate_per_s="1000"
+        ) as c:
+            await eventually(lambda: all_ready(c), timeout=20)
+            await c.history.broker.close()
+            talker = await Client.connect(c.gateway_served[0].ws)
+            await talker.join("backlog", "talker")
+            # More than one prefetch window, so storing the backlog takes several batches.
+            acked = set()
+            for i in range(500):
+                acked.add((await talker.say("backlog", f"b{i}", f"b{i}"))["id"])
+            pages = history_pages(c.history_served.http, "backlog")
+            assert not (await pages(None, 1)).live
+            await c.history.broker.start()
+            answers = []
+            while not answers or not answers[-1].live:
+                answers.append(await pages(None, 500))
+            # With live meaning only "consuming", this fails: the first live answer comes
+            # while the backlog is still being stored.
+            assert {m["id"] for m in answers[-1].messages} == acked
+
+    run(scenario(), timeout=120)
+
+
 class Resilient:
     """A client that behaves as docs/protocol.md asks: on a closed socket it reconnects,
     joins again (retrying on ``unavailable``) and recovers what it missed from history."""
