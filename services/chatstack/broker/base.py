@@ -10,11 +10,14 @@ Messages travel as JSON bodies (serialized once by the publisher). ``kind`` is "
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Awaitable, Callable
 
 DeliveryHandler = Callable[[str, str, bytes], None]  # (kind, room, body)
 ReadyListener = Callable[[bool], None]
 StoreHandler = Callable[[list[bytes]], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(Exception):
@@ -88,7 +91,15 @@ class HistoryBroker(_ReadyState, abc.ABC):
 
     def _stored(self, count: int) -> None:
         """A batch of ``count`` deliveries of the current consumer is committed."""
+        behind = self._stored_since_start < self._backlog
         self._stored_since_start += count
+        if behind and self._stored_since_start >= self._backlog:
+            # Operators see how long history lagged after an outage (the API's live flips).
+            log.info(
+                "caught up: stored the %d message(s) queued while history was away",
+                self._backlog,
+                extra={"event": "history.caught_up", "backlog": self._backlog},
+            )
 
     @property
     def caught_up(self) -> bool:

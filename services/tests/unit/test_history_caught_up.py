@@ -2,11 +2,16 @@
 not enough, the backlog queued while history was away must be stored first."""
 
 import asyncio
+import logging
+
+import pytest
 
 from chatstack.broker.memory import MemoryHub
 
 
-def test_caught_up_only_after_the_backlog_is_stored() -> None:
+def test_caught_up_only_after_the_backlog_is_stored(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="chatstack.broker")
+
     async def scenario() -> None:
         hub = MemoryHub()
         history = hub.history()
@@ -31,6 +36,8 @@ def test_caught_up_only_after_the_backlog_is_stored() -> None:
             await asyncio.sleep(0.01)
         assert history.caught_up
         assert stored == [b"m0", b"m1", b"m2"]
+        [said] = [r for r in caplog.records if getattr(r, "event", "") == "history.caught_up"]
+        assert said.levelno == logging.INFO and getattr(said, "backlog", None) == 3
         await history.close()
         assert not history.caught_up
 
