@@ -5,34 +5,28 @@ inputs:
 let
   common = import ./lib.nix inputs;
 in
-common.forAllSystems (
-  system:
-  let
-    pkgs = common.pkgsFor.${system};
-  in
-  {
-    default = pkgs.mkShell {
-      packages = [
-        pkgs.chatstack.devEnv
-        # The lock was written by Poetry 1.8 (lock-version 2.0); see docs/deploying.md before
-        # re-locking with this Poetry.
-        pkgs.poetry
-        # Linters from nixpkgs: the dev group of the lock is not built with poetry2nix
-        # (docs/deploying.md, "poetry2nix"). `make lint` uses the locked versions.
-        pkgs.ruff
-        pkgs.mypy
-        pkgs.rabbitmq-server
-        pkgs.nginx
-        pkgs.openssl
-        pkgs.age
-        inputs.agenix.packages.${system}.agenix
-        # nixpkgs' build of deploy-rs (from the binary cache), the same one deploy.nix activates.
-        pkgs.deploy-rs
-        pkgs.nixfmt-tree
-      ];
-      shellHook = ''
-        export PYTHONPATH="$PWD/services''${PYTHONPATH:+:$PYTHONPATH}"
-      '';
-    };
-  }
-)
+common.forAllPkgs (pkgs: {
+  default = pkgs.mkShell {
+    packages = [
+      pkgs.chatstack.devEnv
+      # The lock was written by Poetry 1.8 (lock-version 2.0); see docs/deploying.md before
+      # re-locking with this Poetry.
+      pkgs.poetry
+      # Linters from nixpkgs: the dev group of the lock is not built with poetry2nix
+      # (docs/deploying.md, "poetry2nix"). `make lint` uses the locked versions.
+      pkgs.ruff
+      pkgs.mypy
+      pkgs.rabbitmq-server
+      pkgs.nginx
+      pkgs.openssl
+      pkgs.age
+      inputs.agenix.packages.${pkgs.stdenv.hostPlatform.system}.agenix
+      # nixpkgs' build of deploy-rs (from the binary cache), the same one deploy.nix activates.
+      pkgs.deploy-rs
+      pkgs.nixfmt-tree
+    ];
+    shellHook = ''
+      export PYTHONPATH="$PWD/services''${PYTHONPATH:+:$PYTHONPATH}"
+    '';
+  };
+})

@@ -4,4 +4,4 @@ inputs:
 let
   common = import ./lib.nix inputs;
 in
-common.forAllSystems (system: common.pkgsFor.${system}.nixfmt-tree)
+common.forAllPkgs (pkgs: pkgs.nixfmt-tree)

@@ -16,6 +16,9 @@ rec {
 
   forAllSystems = lib.genAttrs systems;
 
+  # { <system> = f pkgs; } with that system's pkgsFor: the outputs that need nothing else.
+  forAllPkgs = f: lib.mapAttrs (_system: f) pkgsFor;
+
   # nixpkgs with our overlay (pkgs.chatstack, pkgs.chat-client-demo), one instance per system.
   pkgsFor = lib.genAttrs systems (
     system:

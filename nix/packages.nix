@@ -5,14 +5,8 @@ inputs:
 let
   common = import ./lib.nix inputs;
 in
-common.forAllSystems (
-  system:
-  let
-    pkgs = common.pkgsFor.${system};
-  in
-  {
-    inherit (pkgs) chatstack chat-client-demo;
-    fleet-secrets = pkgs.callPackage ./fleet-secrets.nix { };
-    default = pkgs.chatstack;
-  }
-)
+common.forAllPkgs (pkgs: {
+  inherit (pkgs) chatstack chat-client-demo;
+  fleet-secrets = pkgs.callPackage ./fleet-secrets.nix { };
+  default = pkgs.chatstack;
+})

@@ -22,7 +22,9 @@ import tornado.websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 
 from chatstack.config import Config, load_config
-from chatstack.probe.recovery import FetchPage, Page
+from chatstack.probe.http import page_fetcher
+from chatstack.probe.recovery import FetchPage
+from chatstack.probe.target import Target
 
 TIMEOUT = 5.0
 
@@ -279,12 +281,6 @@ async def cluster(
 
 
 def history_pages(base_url: str, room: str) -> FetchPage:
-    """fetch_page(after, limit) for chatstack.probe.recovery against a history URL."""
-    from urllib.parse import urlencode
-
-    async def fetch_page(after: str | None, limit: int) -> Page:
-        query = {"limit": limit} | ({"after": after} if after is not None else {})
-        data = await get_json(f"{base_url}/api/rooms/{room}/messages?{urlencode(query)}")
-        return Page(data["messages"], data["live"])
-
-    return fetch_page
+    """fetch_page(after, limit) for chatstack.probe.recovery against a history URL: the
+    probe's own, which also checks the shape of every answer."""
+    return page_fetcher(Target(base_url=base_url, origin=base_url, timeout=10.0), room)

@@ -1,10 +1,13 @@
 # nixeval dummy host: the gateway module alone, two instances, secrets at runtime paths.
+let
+  secrets = import ./secret-paths.nix;
+in
 {
   imports = [ ../../modules/gateway.nix ];
 
   networking.hostName = "app-test";
 
-  services.chatstack.gateway = {
+  services.chatstack.gateway = secrets.gateway // {
     enable = true;
     instances = {
       "1" = { };
@@ -14,8 +17,6 @@
       http.host = "192.0.2.11";
       broker.host = "192.0.2.20";
     };
-    amqpPasswordFile = "/run/agenix/amqp-gateway-password";
-    amqpCaFile = "/run/agenix/amqp-ca-cert";
     openFirewall = true;
     allowedSources = [ "192.0.2.10" ];
   };

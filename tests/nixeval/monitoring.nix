@@ -1,4 +1,7 @@
 # nixeval dummy host: monitoring on a host that runs everything (all collectors and checks).
+let
+  secrets = import ./secret-paths.nix;
+in
 {
   imports = [ ../../modules ];
 
@@ -11,33 +14,20 @@
     statusPage = true;
   };
 
-  services.chatstack.messageQueue = {
+  services.chatstack.messageQueue = secrets.messageQueue // {
     enable = true;
-    tls = {
-      certificateFile = "/run/agenix/rabbitmq-tls-cert";
-      keyFile = "/run/agenix/rabbitmq-tls-key";
-      caFile = "/run/agenix/amqp-ca-cert";
-    };
-    passwordFiles = {
-      gateway = "/run/agenix/amqp-gateway-password";
-      history = "/run/agenix/amqp-history-password";
-    };
   };
 
-  services.chatstack.gateway = {
+  services.chatstack.gateway = secrets.gateway // {
     enable = true;
     instances = {
       "1" = { };
       "2" = { };
     };
     settings.http.host = "0.0.0.0";
-    amqpPasswordFile = "/run/agenix/amqp-gateway-password";
-    amqpCaFile = "/run/agenix/amqp-ca-cert";
   };
 
-  services.chatstack.history = {
+  services.chatstack.history = secrets.history // {
     enable = true;
-    amqpPasswordFile = "/run/agenix/amqp-history-password";
-    amqpCaFile = "/run/agenix/amqp-ca-cert";
   };
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ssh_keys import ssh_keypair
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "fleet-secrets"
@@ -84,19 +85,7 @@ class Fleet:
         return values  # type: ignore[return-value]
 
     def add_host(self, name: str, role: str, address: str) -> None:
-        sh(
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "",
-            "-f",
-            self.keys / name,
-        )
-        key = (self.keys / f"{name}.pub").read_text().strip()
+        key = ssh_keypair(self.keys / name)
         with self.fleet.open("a", encoding="utf-8") as f:
             f.write(
                 f'\n[hosts.{name}]\nrole = "{role}"\naddress = "{address}"\nhost_key = "{key}"\n'

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ssh_keys import ssh_keypair
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,21 +119,7 @@ def planted(tmp_path: Path) -> Path:
     root.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     (root / "deploy").mkdir()
-    subprocess.run(
-        [
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "",
-            "-f",
-            str(root / "deploy/id"),
-        ],
-        check=True,
-    )
+    ssh_keypair(root / "deploy/id")
     subprocess.run(
         ["age-keygen", "-o", str(root / "admin.txt")], check=True, capture_output=True
     )

@@ -1,4 +1,5 @@
-"""Plain HTTP requests of the probe: the history API and header checks.
+"""Plain HTTP requests of the probe: the history API, header checks and bare websocket
+handshakes.
 
 Non-2xx answers are returned, not raised: several flows check status codes and headers
 of refusals on purpose.
@@ -12,6 +13,7 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPHeaders
+from tornado.websocket import websocket_connect
 
 from .recovery import FetchPage, Message, Page
 from .report import FlowFailed
@@ -49,6 +51,28 @@ async def request(
     if response.code == 599:
         raise FlowFailed(f"{method} {url}: {response.error}")
     return Answer(response.code, response.headers, response.body or b"")
+
+
+async def handshake(target: Target, origin: str) -> Answer:
+    """A websocket handshake on /ws with ``origin``, closed at once when accepted: code 101
+    and the upgrade's headers, or the HTTP refusal as it came."""
+    what = f"websocket handshake with Origin {origin}"
+    req = HTTPRequest(
+        target.ws_url,
+        headers={"Origin": origin},
+        connect_timeout=target.timeout,
+        request_timeout=target.timeout,
+    )
+    try:
+        conn = await websocket_connect(req)
+    except HTTPClientError as exc:
+        if exc.response is None:  # no answer at all (timeout, reset)
+            raise FlowFailed(f"{what}: {exc}") from None
+        return Answer(exc.code, exc.response.headers, exc.response.body or b"")
+    except OSError as exc:
+        raise FlowFailed(f"{what}: {exc}") from None
+    conn.close()
+    return Answer(101, conn.headers or HTTPHeaders(), b"")
 
 
 def _json(answer: Answer, what: str) -> Any:

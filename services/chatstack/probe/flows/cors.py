@@ -7,13 +7,11 @@ let other sites read the API with the user's cookies.
 
 from __future__ import annotations
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPHeaders
-from tornado.websocket import websocket_connect
 
 from chatstack import contract
 
-from ..http import request
+from ..http import handshake, request
 from ..report import FlowFailed, Step
 from ..target import Target, unique_room
 from .origin import FOREIGN
@@ -53,25 +51,8 @@ async def check_path(target: Target, label: str, url: str, expect: tuple[int, ..
 
 async def check_websocket(target: Target) -> None:
     for origin in (FOREIGN, target.origin):
-        req = HTTPRequest(
-            target.ws_url,
-            headers={"Origin": origin},
-            connect_timeout=target.timeout,
-            request_timeout=target.timeout,
-        )
-        try:
-            conn = await websocket_connect(req)
-        except HTTPClientError as exc:
-            if exc.response is None:
-                raise FlowFailed(f"websocket handshake with Origin {origin}: {exc}") from None
-            check(
-                exc.response.headers, f"websocket handshake with Origin {origin} (HTTP {exc.code})"
-            )
-            continue
-        except OSError as exc:
-            raise FlowFailed(f"websocket handshake with Origin {origin}: {exc}") from None
-        conn.close()
-        check(conn.headers or HTTPHeaders(), f"websocket handshake with Origin {origin} (HTTP 101)")
+        answer = await handshake(target, origin)
+        check(answer.headers, f"websocket handshake with Origin {origin} (HTTP {answer.code})")
     answer = await request(
         target, target.url(contract.route("websocket")), method="OPTIONS", headers=PREFLIGHT
     )

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
-
 from ..client import Clients
+from ..http import handshake
 from ..report import FlowFailed, Step
 from ..target import Target
 
@@ -28,27 +26,9 @@ def other_port_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}:{other}"
 
 
-async def handshake_status(target: Target, origin: str) -> int:
-    """HTTP status of a websocket handshake with ``origin`` (101 when it was accepted)."""
-    request = HTTPRequest(
-        target.ws_url,
-        headers={"Origin": origin},
-        connect_timeout=target.timeout,
-        request_timeout=target.timeout,
-    )
-    try:
-        conn = await websocket_connect(request)
-    except HTTPClientError as exc:
-        return exc.code
-    except OSError as exc:
-        raise FlowFailed(f"handshake with Origin {origin}: {exc}") from None
-    conn.close()
-    return 101
-
-
 async def run(target: Target, step: Step) -> None:
     for origin in (FOREIGN, other_port_origin(target.origin), "null"):
-        status = await handshake_status(target, origin)
+        status = (await handshake(target, origin)).code
         if status != 403:
             accepted = "accepted" if status == 101 else f"answered HTTP {status}"
             raise FlowFailed(
