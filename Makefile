@@ -35,9 +35,10 @@ test: venv
 	$(PY) -m pytest -c services/pyproject.toml --rootdir . services/tests tests
 
 lint: venv
-	$(VENV)/bin/ruff check services tests tools
-	$(VENV)/bin/ruff format --check services tests tools
+	$(VENV)/bin/ruff check services tests tools hydra/deploy-hook
+	$(VENV)/bin/ruff format --check services tests tools hydra/deploy-hook
 	$(VENV)/bin/mypy --config-file services/pyproject.toml
+	$(VENV)/bin/mypy --strict --python-version 3.11 hydra/deploy-hook
 
 clean:
 	rm -rf $(VENV) var
