@@ -1,12 +1,16 @@
 # hydraJobs.<group>.<name>.<system>; Hydra names a job by its attribute path, e.g.
 # `packages.chatstack.x86_64-linux` or `hosts.mq.x86_64-linux`.
-#   packages  every package on every system
-#   hosts     every host's system closure
-#   checks    the checks that are not already a package or host job (deploy-*, later vm-*)
-# Still to come with the VM-test issue:
-#   vm-tests  the NixOS VM tests (also in `checks` as vm-*)
-#   release   pkgs.releaseTools.aggregate over all of the above on x86_64-linux; the deploy
-#             hook (hydra/) deploys when `release` succeeds on main
+#   packages     every package on every system
+#   hosts        every host's system closure
+#   checks       the checks that are not already a package or host job (deploy-*, vm-*)
+#   release      the gate: pkgs.releaseTools.aggregate over every check on x86_64-linux (so
+#                every x86_64 package, every host's toplevel, the deploy-rs checks and every
+#                vm-* test, whatever is added to nix/checks.nix later) plus the deploy plan;
+#                it succeeds only when all of them do. A green `release` on main is what
+#                hydra/deploy-hook deploys.
+#   deploy-plan  nix/deploy-plan.nix at this revision: the commit, its time and the host
+#                order from fleet.toml. The hook reads it from release's constituents, so it
+#                deploys exactly the revision Hydra evaluated.
 inputs@{ self, ... }:
 let
   inherit (inputs.nixpkgs) lib;
@@ -21,8 +25,35 @@ let
     ) { } bySystem;
 
   isPackageOrHost = name: lib.hasPrefix "package-" name || lib.hasPrefix "host-" name;
+
+  pkgs = common.pkgsFor.${common.hostSystem};
+
+  # The commit this evaluation is of. A dirty tree has no `rev`: its release is named
+  # `-dirty` and the hook refuses it.
+  revisionTag = self.rev or "dirty";
+
+  deployPlan = pkgs.writeTextFile {
+    name = "chatstack-deploy-plan-${revisionTag}";
+    destination = "/deploy-plan.json";
+    text = builtins.toJSON (
+      import ./deploy-plan.nix {
+        inherit (common) fleet;
+        revision = self.rev or null;
+        lastModified = self.lastModified or 0;
+      }
+    );
+  };
 in
 {
+  deploy-plan = deployPlan;
+
+  # hydra/deploy-hook checks that the build's name is chatstack-release-<the plan's revision>.
+  release = pkgs.releaseTools.aggregate {
+    name = "chatstack-release-${revisionTag}";
+    constituents = [ deployPlan ] ++ lib.attrValues self.checks.${common.hostSystem};
+    meta.description = "chatstack release gate: every x86_64-linux check and the deploy plan";
+  };
+
   packages = transpose (lib.mapAttrs (_: pkgs: removeAttrs pkgs [ "default" ]) self.packages);
 
   hosts = lib.mapAttrs (_: host: {

@@ -270,6 +270,8 @@ let
   agenix.nixosModules.default = { agenix = true; };
   self = {
     outPath = repo;
+    rev = "0123456789abcdef0123456789abcdef01234567";
+    lastModified = 1780000000;
     overlays.default = final: prev: { };
     packages = lib.genAttrs systems (s: {
       chatstack = drv "chatstack-${s}";
@@ -285,14 +287,22 @@ let
     checks = import (repo + "/nix/checks.nix") inputs;
   };
   inputs = { inherit self nixpkgs deploy-rs agenix; };
+  hydraJobs = import (repo + "/nix/hydra-jobs.nix") inputs;
 in
 {
   inherit inputs lib;
   modules = lib.mapAttrs (_: m: if builtins.isAttrs m then lib.attrNames m else toString m)
     self.nixosModules;
   checks = lib.mapAttrs (_: lib.attrNames) self.checks;
-  hydraJobs = lib.mapAttrs (_: lib.mapAttrs (_: lib.mapAttrs (_: d: d.name)))
-    (import (repo + "/nix/hydra-jobs.nix") inputs);
+  hydraJobs = let
+      names = v: if v.type or "" == "derivation" then v.name else lib.mapAttrs (_: names) v;
+    in names (removeAttrs hydraJobs [ "release" ]) // {
+      release = {
+        inherit (hydraJobs.release) name;
+        constituents = map (d: d.name) hydraJobs.release.constituents;
+      };
+    };
+  deployPlan = builtins.fromJSON hydraJobs.deploy-plan.text;
   deploy = self.deploy;
 }
 """
@@ -305,9 +315,20 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "stubs.nix").write_text(STUBS)
     nixpkgs = root / "nixpkgs"
     nixpkgs.mkdir()
+    # Just enough of nixpkgs for hydra-jobs.nix: the two builders `release` uses, with
+    # releaseTools.aggregate's interface (pkgs/build-support/release/default.nix).
     (nixpkgs / "default.nix").write_text(
-        f"{{ system, overlays ? [ ] }}:\nlet lib = import {NIXPKGS_LIB}; in\n"
-        "lib.fix (lib.foldl' (f: o: lib.extends o f) (_: { inherit system; }) overlays)\n"
+        f"{{ system, overlays ? [ ] }}:\nlet lib = import {NIXPKGS_LIB};\n"
+        """
+  builders = {
+    writeTextFile = { name, text, destination ? "" }:
+      { type = "derivation"; inherit name text destination; };
+    releaseTools.aggregate = { name, constituents, meta ? { } }:
+      { type = "derivation"; _hydraAggregate = true; inherit name constituents meta; };
+  };
+in
+lib.fix (lib.foldl' (f: o: lib.extends o f) (_: { inherit system; } // builders) overlays)
+"""
     )
     return root
 
@@ -361,7 +382,13 @@ def test_checks_per_system(nix_instantiate: str, stubs: Path) -> None:
 @needs_lib
 def test_hydra_jobs_are_group_name_system(nix_instantiate: str, stubs: Path) -> None:
     jobs = stub_eval(nix_instantiate, stubs, "hydraJobs")
-    assert sorted(jobs) == ["checks", "hosts", "packages"]
+    assert sorted(jobs) == [
+        "checks",
+        "deploy-plan",
+        "hosts",
+        "packages",
+        "release",
+    ]
     assert jobs["packages"]["chatstack"] == {
         "x86_64-linux": "chatstack-x86_64-linux",
         "aarch64-linux": "chatstack-aarch64-linux",
@@ -373,6 +400,33 @@ def test_hydra_jobs_are_group_name_system(nix_instantiate: str, stubs: Path) -> 
     # Checks that are packages or hosts already are not repeated.
     assert sorted(jobs["checks"]) == ["deploy-activate", "deploy-schema"]
     assert list(jobs["checks"]["deploy-schema"]) == ["x86_64-linux"]
+
+
+@needs_lib
+def test_release_gates_on_every_x86_64_check_and_carries_the_deploy_plan(
+    nix_instantiate: str, stubs: Path
+) -> None:
+    jobs = stub_eval(nix_instantiate, stubs, "hydraJobs")
+    checks = stub_eval(nix_instantiate, stubs, "checks")
+    rev = "0123456789abcdef0123456789abcdef01234567"  # the stub flake's self.rev
+    # hydra/deploy-hook matches these names (RELEASE_NAME, PLAN_NAME).
+    assert jobs["release"]["name"] == f"chatstack-release-{rev}"
+    assert jobs["deploy-plan"] == f"chatstack-deploy-plan-{rev}"
+    constituents = jobs["release"]["constituents"]
+    assert constituents[0] == f"chatstack-deploy-plan-{rev}"
+    # Every x86_64-linux check, whatever its name (vm-* included once they exist).
+    assert len(constituents) == 1 + len(checks["x86_64-linux"])
+    for host in FLEET["hosts"]:
+        assert f"host-{host}" in constituents
+    assert "chatstack-x86_64-linux" in constituents and "activate" in constituents
+    plan = stub_eval(nix_instantiate, stubs, "deployPlan")
+    assert plan["revision"] == rev and plan["lastModified"] == 1780000000
+    assert [s["role"] for s in plan["steps"]] == sorted(
+        (s["role"] for s in plan["steps"]), key=FLEET["deploy_order"].index
+    )
+    assert {s["node"] for s in plan["steps"]} == {
+        n for n, h in FLEET["hosts"].items() if h["role"] in FLEET["deploy_order"]
+    }
 
 
 @needs_lib
