@@ -35,8 +35,10 @@ test: venv
 	$(PY) -m pytest -c services/pyproject.toml --rootdir . services/tests tests
 
 lint: venv
-	$(VENV)/bin/ruff check services tests tools hydra/deploy-hook
-	$(VENV)/bin/ruff format --check services tests tools hydra/deploy-hook
+	$(VENV)/bin/ruff check services tests tools
+	$(VENV)/bin/ruff format --check services tests tools
+	$(VENV)/bin/ruff check --line-length 100 hydra/deploy-hook tools/fleet-secrets
+	$(VENV)/bin/ruff format --check --line-length 100 hydra/deploy-hook tools/fleet-secrets
 	$(VENV)/bin/mypy --config-file services/pyproject.toml
 	$(VENV)/bin/mypy --strict --python-version 3.11 hydra/deploy-hook
 

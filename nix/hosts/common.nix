@@ -6,13 +6,23 @@
   ...
 }:
 let
-  inherit (chatstackHost) name fleet;
+  inherit (chatstackHost) name host fleet;
+
+  # The pipeline's deploy keys (secrets of kind ssh-ed25519, e.g. hydra-deploy-key held by the
+  # ci host): authorized on the hosts the pipeline deploys (fleet.toml deploy_order).
+  pipelineKeys = lib.optionals (lib.elem host.role (fleet.deploy_order or [ ])) (
+    map (secret: lib.fileContents (chatstackHost.publicKeyFile secret)) (
+      lib.attrNames (lib.filterAttrs (_: s: s.kind == "ssh-ed25519") fleet.secrets)
+    )
+  );
 
   # deploy-rs logs in as fleet.ssh_user with these keys: the admins given as SSH keys (an age
-  # key cannot log in) and the optional fleet-wide `ssh_authorized_keys` list.
+  # key cannot log in), the optional fleet-wide `ssh_authorized_keys` list and the pipeline's
+  # deploy keys.
   authorizedKeys =
     lib.filter (lib.hasPrefix "ssh-") (lib.attrValues fleet.admins)
-    ++ fleet.ssh_authorized_keys or [ ];
+    ++ fleet.ssh_authorized_keys or [ ]
+    ++ pipelineKeys;
 in
 {
   networking.hostName = name;

@@ -1,5 +1,6 @@
 # The host leaves: `{ <hostName> = <NixOS module>; }`, one per [hosts.<name>] row of
-# ../fleet.toml. A host is common.nix plus the profile of its role (lb.nix, app.nix, mq.nix);
+# ../fleet.toml. A host is common.nix plus the profile of its role (lb.nix, app.nix, mq.nix,
+# ci.nix);
 # every fact about the fleet (addresses, gateway instances, who may reach which port) comes
 # from the table through `topology`, so adding an app host is adding one row.
 #
@@ -54,6 +55,7 @@ let
     lb = ./lb.nix;
     app = ./app.nix;
     mq = ./mq.nix;
+    ci = ./ci.nix;
   };
 in
 lib.mapAttrs (name: host: {
@@ -61,7 +63,7 @@ lib.mapAttrs (name: host: {
     ./common.nix
     (
       profiles.${host.role}
-        or (throw "nix/fleet.toml: host ${name} has unknown role ${host.role} (lb, app or mq)")
+        or (throw "nix/fleet.toml: host ${name} has unknown role ${host.role} (lb, app, mq or ci)")
     )
   ];
 
@@ -73,5 +75,7 @@ lib.mapAttrs (name: host: {
       topology
       ;
     secretFile = secretName: secretsDir + "/${secretName}.age";
+    # The public half tools/fleet-secrets writes next to an ssh-ed25519 secret.
+    publicKeyFile = secretName: secretsDir + "/${secretName}.pub";
   };
 }) fleet.hosts

