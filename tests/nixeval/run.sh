@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Developer check (not CI): evaluate every chatstack NixOS module on a small dummy host and
 # every example host of nix/fleet.toml with the offline nixeval harness, which uses the real
-# nginx/RabbitMQ/Netdata/journald/agenix modules from a third-party nixpkgs subset; then run
+# nginx/RabbitMQ/Netdata/journald/Hydra/PostgreSQL/agenix modules from a third-party nixpkgs subset; then run
 # the rendered nginx.conf through `nginx -t` and gixy (nixeval does) and load every rendered
 # service config with the services' own config loader (when the project venv exists).
 #
@@ -56,6 +56,7 @@ runs=(
   "message-queue|message-queue.nix|"
   "monitoring|monitoring.nix|"
   "logging|logging.nix|"
+  "ci|ci.nix|"
 )
 for host in $(python3 -c 'import sys, tomllib; print(" ".join(tomllib.load(open(sys.argv[1], "rb"))["hosts"]))' "$root/nix/fleet.toml"); do
   runs+=("host-$host|host.nix|hostName=\"$host\"")
@@ -63,7 +64,8 @@ done
 
 for run in "${runs[@]}"; do
   IFS='|' read -r name module special <<< "$run"
-  args=(-o "$out/$name" --pkg chatstack --pkg chat-client-demo)
+  # deploy-rs and git: the CI module's deploy hook puts them on its PATH.
+  args=(-o "$out/$name" --pkg chatstack --pkg chat-client-demo --pkg deploy-rs --pkg git)
   [ -n "$special" ] && args+=(--special "$special")
   echo "== $name"
   set +e
