@@ -5,7 +5,8 @@
 #   deploy-schema, deploy-activate  deploy-rs's own checks of `deploy` (x86_64-linux only:
 #                   deploy-activate builds every host, so mapping it over all systems would
 #                   build them once per system)
-#   vm-<name>       NixOS VM tests (added with the VM-test issue, see below)
+#   vm-<name>       NixOS VM tests (the VM-test issue adds the others, see below); vm-deploy is
+#                   tests/vm/deploy.nix, the pipeline's deploy step
 inputs@{ self, deploy-rs, ... }:
 let
   inherit (inputs.nixpkgs) lib;
@@ -21,12 +22,18 @@ let
 
   deployChecks = deploy-rs.lib.${common.hostSystem}.deployChecks self.deploy;
 
-  # VM tests (next issue): tests/<name>.nix wrapped once with pkgs.testers.runNixOSTest, e.g.
-  #   vmChecks = system: prefixed "vm" (import ./vm-tests.nix inputs system);
-  # and `// vmChecks system` below for x86_64-linux.
+  # VM tests: tests/vm/<name>.nix wrapped once with pkgs.testers.runNixOSTest (the overlaid
+  # pkgs, so nodes have pkgs.chatstack). vm-deploy builds the repository's own flake inside the
+  # VM, so it takes the flake inputs as a module argument.
+  vmChecks = {
+    vm-deploy = common.pkgsFor.${common.hostSystem}.testers.runNixOSTest {
+      imports = [ ../tests/vm/deploy.nix ];
+      _module.args.inputs = inputs;
+    };
+  };
 in
 common.forAllSystems (
   system:
   packageChecks system
-  // lib.optionalAttrs (system == common.hostSystem) (hostChecks // deployChecks)
+  // lib.optionalAttrs (system == common.hostSystem) (hostChecks // deployChecks // vmChecks)
 )

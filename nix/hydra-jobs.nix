@@ -2,7 +2,9 @@
 # `packages.chatstack.x86_64-linux` or `hosts.mq.x86_64-linux`.
 #   packages     every package on every system
 #   hosts        every host's system closure
-#   checks       the checks that are not already a package or host job (deploy-*, vm-*)
+#   checks       the checks that are not already a package, host or VM-test job (deploy-*)
+#   vm-tests     the NixOS VM tests, `vm-tests.<name>.x86_64-linux` (also `checks` vm-<name>);
+#                the builder needs the `kvm` and `nixos-test` system features
 #   release      the gate: pkgs.releaseTools.aggregate over every check on x86_64-linux (so
 #                every x86_64 package, every host's toplevel, the deploy-rs checks and every
 #                vm-* test, whatever is added to nix/checks.nix later) plus the deploy plan;
@@ -24,7 +26,8 @@ let
       lib.recursiveUpdate acc (lib.mapAttrs (_: job: { ${system} = job; }) jobs)
     ) { } bySystem;
 
-  isPackageOrHost = name: lib.hasPrefix "package-" name || lib.hasPrefix "host-" name;
+  # Checks that have a group of their own below.
+  grouped = name: lib.any (prefix: lib.hasPrefix prefix name) [ "package-" "host-" "vm-" ];
 
   pkgs = common.pkgsFor.${common.hostSystem};
 
@@ -60,7 +63,11 @@ in
     ${common.hostSystem} = host.config.system.build.toplevel;
   }) self.nixosConfigurations;
 
+  vm-tests = lib.mapAttrs' (
+    name: test: lib.nameValuePair (lib.removePrefix "vm-" name) { ${common.hostSystem} = test; }
+  ) (lib.filterAttrs (name: _: lib.hasPrefix "vm-" name) self.checks.${common.hostSystem});
+
   checks = transpose (
-    lib.mapAttrs (_: checks: lib.filterAttrs (name: _: !isPackageOrHost name) checks) self.checks
+    lib.mapAttrs (_: checks: lib.filterAttrs (name: _: !grouped name) checks) self.checks
   );
 }

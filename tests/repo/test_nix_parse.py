@@ -325,6 +325,8 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
       { type = "derivation"; inherit name text destination; };
     releaseTools.aggregate = { name, constituents, meta ? { } }:
       { type = "derivation"; _hydraAggregate = true; inherit name constituents meta; };
+    testers.runNixOSTest = test:
+      { type = "derivation"; name = "nixos-test-${baseNameOf (builtins.head test.imports)}"; };
   };
 in
 lib.fix (lib.foldl' (f: o: lib.extends o f) (_: { inherit system; } // builders) overlays)
@@ -375,7 +377,7 @@ def test_checks_per_system(nix_instantiate: str, stubs: Path) -> None:
     hosts = [f"host-{n}" for n in FLEET["hosts"]]
     assert sorted(checks["aarch64-linux"]) == packages
     assert sorted(checks["x86_64-linux"]) == sorted(
-        [*packages, *hosts, "deploy-activate", "deploy-schema"]
+        [*packages, *hosts, "deploy-activate", "deploy-schema", "vm-deploy"]
     )
 
 
@@ -388,6 +390,7 @@ def test_hydra_jobs_are_group_name_system(nix_instantiate: str, stubs: Path) -> 
         "hosts",
         "packages",
         "release",
+        "vm-tests",
     ]
     assert jobs["packages"]["chatstack"] == {
         "x86_64-linux": "chatstack-x86_64-linux",
@@ -397,8 +400,9 @@ def test_hydra_jobs_are_group_name_system(nix_instantiate: str, stubs: Path) -> 
     assert {n: j for n, j in jobs["hosts"].items()} == {
         n: {"x86_64-linux": f"host-{n}"} for n in FLEET["hosts"]
     }
-    # Checks that are packages or hosts already are not repeated.
+    # Checks that are packages, hosts or VM tests already are not repeated.
     assert sorted(jobs["checks"]) == ["deploy-activate", "deploy-schema"]
+    assert jobs["vm-tests"]["deploy"] == {"x86_64-linux": "nixos-test-deploy.nix"}
     assert list(jobs["checks"]["deploy-schema"]) == ["x86_64-linux"]
 
 
@@ -419,6 +423,7 @@ def test_release_gates_on_every_x86_64_check_and_carries_the_deploy_plan(
     for host in FLEET["hosts"]:
         assert f"host-{host}" in constituents
     assert "chatstack-x86_64-linux" in constituents and "activate" in constituents
+    assert "nixos-test-deploy.nix" in constituents  # vm-deploy
     plan = stub_eval(nix_instantiate, stubs, "deployPlan")
     assert plan["revision"] == rev and plan["lastModified"] == 1780000000
     assert [s["role"] for s in plan["steps"]] == sorted(
