@@ -17,6 +17,9 @@ Sources (NixOS/hydra):
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -139,3 +142,44 @@ def test_main_is_favoured_and_polled_more_often_than_staging() -> None:
 )
 def test_the_checker_rejects_what_hydra_rejects(jobset: Any, expected: str) -> None:
     assert any(expected in p for p in problems("main", jobset))
+
+
+SUBSET = Path(
+    os.environ.get("NIXEVAL_SUBSET", Path.home() / ".cache" / "nixpkgs-subset")
+)
+
+
+def ci_module_defaults() -> dict[str, str]:
+    """modules/ci.nix's deploy defaults, evaluated with nixpkgs' lib (the nixeval subset)."""
+    nix = shutil.which("nix-instantiate")
+    if nix is None or not (SUBSET / "lib" / "default.nix").is_file():
+        if os.environ.get("CI") == "true" and nix is None:
+            pytest.fail("nix-instantiate is missing: CI must install Debian's nix-bin")
+        pytest.skip(f"needs nix-instantiate and a nixpkgs lib at {SUBSET / 'lib'}")
+    expr = (
+        f"let lib = import {SUBSET / 'lib'}; "
+        f"m = import {REPO / 'modules' / 'ci.nix'} {{ config = {{ }}; inherit lib; pkgs = {{ }}; }}; "
+        "d = m.options.services.chatstack.ci.deploy; in "
+        "{ project = d.project.default; jobset = d.jobset.default; job = d.job.default; "
+        "state = d.stateDirectory.default; }"
+    )
+    out = subprocess.run(
+        [nix, "--eval", "--strict", "--json", "-E", expr],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    defaults: dict[str, str] = json.loads(out.stdout)
+    return defaults
+
+
+def test_the_hook_deploys_a_job_of_a_jobset_this_spec_defines() -> None:
+    defaults = ci_module_defaults()
+    assert defaults["project"] == "chatstack"
+    assert defaults["jobset"] in SPEC
+    assert defaults["job"] == "release"  # hydraJobs.release (nix/hydra-jobs.nix)
+    # The operator commands in the READMEs name the hook's real state directory.
+    for doc in (REPO / "README.md", REPO / "hydra" / "README.md"):
+        text = doc.read_text(encoding="utf-8")
+        assert f"{defaults['state']}/stop" in text, doc
+        assert f"{defaults['state']}/live.json" in text, doc
