@@ -212,7 +212,7 @@ rec {
     address: port:
     if isIPv6 address then "[${address}]:${toString port}" else "${address}:${toString port}";
 
-  inherit isIPAddress;
+  inherit isIPAddress isIPv4Address;
 
   # An IP address (v4 or v6), not a host name: nginx resolves names only at start (gixy's
   # stale_dns_cache) and firewall rules need addresses.

@@ -77,16 +77,13 @@ let
       (permission user.read)
     ];
 
-  # Idempotent: every run converges the broker to the contract, whatever state it is in.
-  # Passwords go through stdin, never the command line (rabbitmqctl reads them from there).
   # The node is rabbit@<host name>, and rabbitmqctl reaches epmd and the node at the address
   # that name resolves to. NixOS's /etc/hosts maps the host name to 127.0.0.2
   # (networking.hosts, nixos/modules/config/networking.nix); the first IPv4 entry is the one
   # resolution returns, and the distribution is IPv4 (inet_tcp).
   nodeAddresses = lib.filter (
     address:
-    chatLib.isIPAddress address
-    && !lib.hasInfix ":" address
+    chatLib.isIPv4Address address
     && lib.elem config.networking.hostName config.networking.hosts.${address}
   ) (lib.attrNames config.networking.hosts);
   nodeAddress = lib.head (nodeAddresses ++ [ null ]);
@@ -95,6 +92,8 @@ let
   # Erlang's port mapper, standard port (services.epmd.listenStream's default).
   epmdPort = 4369;
 
+  # Idempotent: every run converges the broker to the contract, whatever state it is in.
+  # Passwords go through stdin, never the command line (rabbitmqctl reads them from there).
   setupScript = ''
     set -euo pipefail
     rabbitmqctl await_startup --timeout ${toString chatLib.rabbitmqStartupTimeout}

@@ -362,9 +362,9 @@ def test_webhook_posts_each_alarm_without_the_url_on_a_command_line(
     receiver: http.server.HTTPServer,
     status: int,
 ) -> None:
-    token = "s3cret-token-in-the-url"
+    hook_key = "key-only-in-the-url-file"
     url_file = tmp_path / "webhook-url"
-    url_file.write_text(f"http://127.0.0.1:{receiver.server_port}/hook/{token}\n")
+    url_file.write_text(f"http://127.0.0.1:{receiver.server_port}/hook/{hook_key}\n")
     config_dir = monitoring_config_dir(
         nix_instantiate,
         tmp_path,
@@ -372,7 +372,7 @@ def test_webhook_posts_each_alarm_without_the_url_on_a_command_line(
     )
     conf = Path(config_dir["health_alarm_notify.conf"])
     text = conf.read_text()
-    assert token not in text and str(url_file) in text
+    assert hook_key not in text and str(url_file) in text
     assert 'SEND_CUSTOM="YES"' in text and 'DEFAULT_RECIPIENT_CUSTOM="webhook"' in text
     assert 'SEND_EMAIL="YES"' in text
     assert "DEFAULT_RECIPIENT_EMAIL='ops@example.com|critical'" in text
@@ -393,7 +393,7 @@ def test_webhook_posts_each_alarm_without_the_url_on_a_command_line(
     )
     assert Receiver.received == [
         (
-            f"/hook/{token}",
+            f"/hook/{hook_key}",
             {
                 "host": "mq",
                 "alarm": "chatstack_publish_errors",
@@ -407,4 +407,4 @@ def test_webhook_posts_each_alarm_without_the_url_on_a_command_line(
             },
         )
     ]
-    assert token not in argv_log.read_text()
+    assert hook_key not in argv_log.read_text()
