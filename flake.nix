@@ -2,8 +2,9 @@
   description = "chatstack: real-time chat (websocket gateway + history on RabbitMQ), its NixOS modules and fleet";
 
   # The inputs must stay byte-for-byte what flake.lock was built for (owner spelling, refs,
-  # follows): see /work/shared/flake-inputs/FACTS.md §5. Every input follows our one nixpkgs;
-  # transitive inputs nothing here uses are dropped with `follows = ""`.
+  # follows), or Nix re-locks, which needs the network (tests/repo/test_nix_parse.py checks
+  # both). Every input follows our one nixpkgs; transitive inputs nothing here uses are
+  # dropped with `follows = ""`.
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 

@@ -5,15 +5,26 @@ let
   contract = import ../nix/contract.nix;
 
   isIPv6 = address: lib.hasInfix ":" address;
-  ipv4Pattern = "([0-9]{1,3}\\.){3}[0-9]{1,3}";
-  ipv6Pattern = "[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*";
+
+  # Dotted quad, each part 0-255 without leading zeros (which some parsers read as octal).
+  ipv4Octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+  isIPv4Address = address: builtins.match "${ipv4Octet}([.]${ipv4Octet}){3}" address != null;
+  # lib.network.ipv6.fromString throws on anything but an RFC 4291 address; it also takes a
+  # "/prefix", which an address must not have. Not accepted: the "::ffff:1.2.3.4" form (the
+  # parser lacks it) and zone ids ("%eth0").
+  isIPv6Address =
+    address:
+    lib.isString address
+    && !lib.hasInfix "/" address
+    && (builtins.tryEval (builtins.deepSeq (lib.network.ipv6.fromString address) true)).success;
+  isIPAddress = address: lib.isString address && (isIPv4Address address || isIPv6Address address);
 in
 rec {
   inherit contract;
 
   # One set of sandboxing keys for every chatstack unit (systemd.exec(5)). Units add only what
   # is theirs on top (DynamicUser, StateDirectory, LoadCredential, MemoryDenyWriteExecute for
-  # the Python services; the RabbitMQ provisioning unit runs Erlang, whose JIT needs W+X pages).
+  # the Python services); the units that run rabbitmqctl use `erlangHardening` below.
   hardening = {
     AmbientCapabilities = "";
     CapabilityBoundingSet = "";
@@ -51,6 +62,35 @@ rec {
     ];
     UMask = "0077";
   };
+
+  # The sandbox of a unit that runs RabbitMQ's CLI (rabbitmqctl: an Erlang VM, as the
+  # `rabbitmq` user). Measured with strace on rabbitmqctl (RabbitMQ 3.10, OTP 25 with the JIT)
+  # doing await_startup, list_users, add_user, import_definitions, set_permissions and
+  # delete_user: every syscall is in @system-service and none in @privileged; sockets are
+  # AF_INET (epmd, the node) and AF_UNIX (nscd, from inet_gethost); it ran unchanged in a user
+  # namespace mapping only its own uid, the cookie being the user's (PrivateUsers). So the
+  # shared set holds, except:
+  erlangHardening = hardening // {
+    # The VM sizes itself from /proc/sys/vm/overcommit_memory and /proc/self/mountinfo (cgroup
+    # limits); "pid" hides /proc/sys.
+    ProcSubset = "all";
+    # The JIT maps its code twice (memfd_create "vmem", one writable and one executable view):
+    # systemd.exec(5) names JITs as incompatible with W^X.
+    MemoryDenyWriteExecute = false;
+  };
+
+  # rabbitmqctl starts an Erlang node of its own, whose distribution listener would take every
+  # interface: loopback is enough, it only connects out to the broker (RabbitMQ's rabbitmq-env
+  # passes this to `erl`).
+  rabbitmqctlErlArgs = "-kernel inet_dist_use_interface {127,0,0,1}";
+
+  # How long a unit that provisions RabbitMQ with rabbitmqctl waits for the broker to boot
+  # (`rabbitmqctl await_startup --timeout`), and the start timeout that gives it: the wait plus
+  # two minutes for its commands (each boots an Erlang VM, seconds on a busy host). systemd
+  # sets no start timeout for a oneshot unit unless told; nix/lib.nix derives deploy-rs'
+  # activationTimeout from these.
+  rabbitmqStartupTimeout = 300;
+  rabbitmqProvisioningTimeout = rabbitmqStartupTimeout + 120;
 
   # The *File options of a service that talks AMQPS to RabbitMQ (gateway, history).
   amqpFileOptions = service: {
@@ -172,12 +212,33 @@ rec {
     address: port:
     if isIPv6 address then "[${address}]:${toString port}" else "${address}:${toString port}";
 
+  inherit isIPAddress isIPv4Address;
+
   # An IP address (v4 or v6), not a host name: nginx resolves names only at start (gixy's
   # stale_dns_cache) and firewall rules need addresses.
-  ipAddress = lib.types.strMatching "${ipv4Pattern}|${ipv6Pattern}";
+  ipAddress = lib.types.addCheck lib.types.str isIPAddress // {
+    name = "ipAddress";
+    description = "IPv4 or IPv6 address";
+  };
 
-  # An "ADDRESS:PORT" upstream server with an IP address.
-  ipPort = lib.types.strMatching "(${ipv4Pattern}|[[]${ipv6Pattern}[]]):[0-9]{1,5}";
+  # An "ADDRESS:PORT" upstream server with an IP address, IPv6 in brackets, port 1-65535.
+  ipPort =
+    lib.types.addCheck lib.types.str (
+      value:
+      let
+        parts = builtins.match "([0-9.]+|[[]([0-9A-Fa-f:]+)[]]):([1-9][0-9]{0,4})" value;
+        v4 = lib.elemAt parts 0;
+        v6 = lib.elemAt parts 1;
+        port = lib.toInt (lib.elemAt parts 2);
+      in
+      parts != null
+      && (if v6 == null then isIPv4Address v4 else isIPv6Address v6)
+      && port <= 65535
+    )
+    // {
+      name = "ipPort";
+      description = "IP address and port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)";
+    };
 
   # Firewall rules accepting new TCP connections to `ports` from `sources` only, for the
   # nftables backend (networking.firewall.extraInputRules) and the iptables one

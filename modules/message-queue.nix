@@ -77,11 +77,26 @@ let
       (permission user.read)
     ];
 
+  # The node is rabbit@<host name>, and rabbitmqctl reaches epmd and the node at the address
+  # that name resolves to. NixOS's /etc/hosts maps the host name to 127.0.0.2
+  # (networking.hosts, nixos/modules/config/networking.nix); the first IPv4 entry is the one
+  # resolution returns, and the distribution is IPv4 (inet_tcp).
+  nodeAddresses = lib.filter (
+    address:
+    chatLib.isIPv4Address address
+    && lib.elem config.networking.hostName config.networking.hosts.${address}
+  ) (lib.attrNames config.networking.hosts);
+  nodeAddress = lib.head (nodeAddresses ++ [ null ]);
+  nodeAddressIsLoopback = nodeAddress != null && lib.hasPrefix "127." nodeAddress;
+  erlangAddress = address: "{${lib.replaceStrings [ "." ] [ "," ] address}}";
+  # Erlang's port mapper, standard port (services.epmd.listenStream's default).
+  epmdPort = 4369;
+
   # Idempotent: every run converges the broker to the contract, whatever state it is in.
   # Passwords go through stdin, never the command line (rabbitmqctl reads them from there).
   setupScript = ''
     set -euo pipefail
-    rabbitmqctl await_startup --timeout 300
+    rabbitmqctl await_startup --timeout ${toString chatLib.rabbitmqStartupTimeout}
 
     # Lists are read whole before grep looks at them (no early exit into a pipe).
     vhost=${lib.escapeShellArg contract.amqp.vhost}
@@ -126,7 +141,7 @@ in
       example = "10.0.0.20";
       description = ''
         Address of the AMQPS listener (the contract's `ports.amqps`); `null` listens on every
-        interface. The plain AMQP listener stays on 127.0.0.1 whatever this says.
+        interface. There is no plain AMQP listener.
       '';
     };
 
@@ -198,6 +213,12 @@ in
         message = "services.chatstack.messageQueue: every passwordFiles.<role> must be set (${lib.concatStringsSep ", " (lib.attrNames contract.amqp.users)}).";
       }
       {
+        assertion = nodeAddressIsLoopback;
+        message = "services.chatstack.messageQueue: epmd and the Erlang distribution listen on loopback only, so networking.hosts must map this host's name (${config.networking.hostName}) to a 127.x.x.x address first, as NixOS does by default (127.0.0.2); found ${
+          if nodeAddress == null then "none" else nodeAddress
+        }.";
+      }
+      {
         assertion = !lib.any unfilled templates;
         message = "contract: an amqp.users permission template has a placeholder other than ${lib.concatStringsSep ", " (lib.attrNames permissionNames)}.";
       }
@@ -205,11 +226,10 @@ in
 
     services.rabbitmq = {
       enable = true;
-      # The plain AMQP listener cannot be removed from the module (listeners.tcp.1 is always
-      # set), so it is kept on loopback; the services only use AMQPS.
-      listenAddress = "127.0.0.1";
-      port = contract.ports.amqp;
       # The management API on 127.0.0.1 (it follows listenAddress) for Netdata's collector.
+      # The plain AMQP listener the module defines there (listeners.tcp.1) is switched off
+      # below.
+      listenAddress = "127.0.0.1";
       managementPlugin = {
         enable = true;
         port = contract.ports.rabbitmq_management;
@@ -217,6 +237,10 @@ in
       # https://www.rabbitmq.com/docs/ssl; values are paths, never secrets (this file is in
       # the Nix store).
       configItems = lib.filterAttrs (_: value: value != null) {
+        # No plain AMQP listener: rabbit.schema translates `listeners.tcp = none` to no TCP
+        # listener whatever `listeners.tcp.<name>` says (the module always sets
+        # listeners.tcp.1); checked with a real broker with both keys, in either order.
+        "listeners.tcp" = "none";
         "ssl_options.cacertfile" = fileValue cfg.tls.caFile;
         "ssl_options.certfile" = fileValue cfg.tls.certificateFile;
         "ssl_options.keyfile" = cfg.tls.keyFile;
@@ -233,16 +257,36 @@ in
       );
     };
 
-    systemd.services.rabbitmq = lib.mkIf (cfg.erlangCookieFile != null) {
-      # The unit runs as rabbitmq and reads the cookie from its credentials, so the secret
-      # file may stay root-only. https://www.rabbitmq.com/docs/cli#erlang-cookie
-      serviceConfig.LoadCredential = [ "erlang-cookie:${cfg.erlangCookieFile}" ];
-      preStart = lib.mkBefore ''
-        rm -f ${rabbitmq.dataDir}/.erlang.cookie
-        (umask 0377; tr -d '\n' < "$CREDENTIALS_DIRECTORY/erlang-cookie" > ${rabbitmq.dataDir}/.erlang.cookie)
-      '';
-      restartTriggers = [ cfg.erlangCookieFile ];
-    };
+    # A single node: epmd and the Erlang distribution answer on loopback only, at 127.0.0.1
+    # (where a node registers with epmd) and at the node's own address (where the CLI looks
+    # for it). epmd takes every socket systemd passes it (epmd_srv.c, is_systemd).
+    services.epmd.listenStream = "127.0.0.1:${toString epmdPort}";
+    systemd.sockets.epmd.listenStreams = lib.optional (
+      nodeAddressIsLoopback && nodeAddress != "127.0.0.1"
+    ) "${nodeAddress}:${toString epmdPort}";
+
+    systemd.services.rabbitmq = lib.mkMerge [
+      {
+        # Read by the rabbitmq-server and rabbitmqctl scripts (rabbitmq-env); the unit's
+        # ExecStop runs rabbitmqctl, whose own distribution listener stays on loopback too.
+        environment = {
+          RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS = "-kernel inet_dist_use_interface ${
+            erlangAddress (if nodeAddressIsLoopback then nodeAddress else "127.0.0.1")
+          }";
+          RABBITMQ_CTL_ERL_ARGS = chatLib.rabbitmqctlErlArgs;
+        };
+      }
+      (lib.mkIf (cfg.erlangCookieFile != null) {
+        # The unit runs as rabbitmq and reads the cookie from its credentials, so the secret
+        # file may stay root-only. https://www.rabbitmq.com/docs/cli#erlang-cookie
+        serviceConfig.LoadCredential = [ "erlang-cookie:${cfg.erlangCookieFile}" ];
+        preStart = lib.mkBefore ''
+          rm -f ${rabbitmq.dataDir}/.erlang.cookie
+          (umask 0377; tr -d '\n' < "$CREDENTIALS_DIRECTORY/erlang-cookie" > ${rabbitmq.dataDir}/.erlang.cookie)
+        '';
+        restartTriggers = [ cfg.erlangCookieFile ];
+      })
+    ];
 
     # Vhost, users with the contract's least-privilege permissions, topology; no guest.
     systemd.services.chatstack-rabbitmq-setup = {
@@ -256,19 +300,21 @@ in
         pkgs.gnugrep
         pkgs.coreutils
       ];
-      # rabbitmqctl authenticates to the node with $HOME/.erlang.cookie.
-      environment.HOME = rabbitmq.dataDir;
+      environment = {
+        # rabbitmqctl authenticates to the node with $HOME/.erlang.cookie.
+        HOME = rabbitmq.dataDir;
+        RABBITMQ_CTL_ERL_ARGS = chatLib.rabbitmqctlErlArgs;
+      };
       script = setupScript;
-      serviceConfig = chatLib.hardening // {
+      serviceConfig = chatLib.erlangHardening // {
         Type = "oneshot";
         RemainAfterExit = true;
+        TimeoutStartSec = chatLib.rabbitmqProvisioningTimeout;
         User = "rabbitmq";
         Group = "rabbitmq";
         LoadCredential = lib.mapAttrsToList (
           role: file: "${role}-password:${file}"
         ) cfg.passwordFiles;
-        # The Erlang VM reads CPU and memory facts from /proc.
-        ProcSubset = "all";
       };
     };
 

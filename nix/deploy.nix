@@ -15,7 +15,7 @@
 inputs@{ nixpkgs, deploy-rs, ... }:
 let
   inherit (nixpkgs) lib;
-  inherit (import ./lib.nix inputs) fleet hostSystem;
+  inherit (import ./lib.nix inputs) fleet hostSystem activationTimeout;
 
   # deploy-rs README, "deployPkgs": deploy-rs's activation helpers with nixpkgs' deploy-rs
   # binary (in the binary cache), instead of building deploy-rs from its flake's sources.
@@ -34,12 +34,20 @@ let
   };
 in
 {
-  nodes = lib.mapAttrs (name: host: {
-    hostname = host.address;
-    sshUser = fleet.ssh_user;
-    user = "root";
-    magicRollback = true;
-    autoRollback = true;
-    profiles.system.path = deployPkgs.deploy-rs.lib.activate.nixos inputs.self.nixosConfigurations.${name};
-  }) fleet.hosts;
+  nodes = lib.mapAttrs (
+    name: host:
+    let
+      system = inputs.self.nixosConfigurations.${name};
+    in
+    {
+      hostname = host.address;
+      sshUser = fleet.ssh_user;
+      user = "root";
+      magicRollback = true;
+      autoRollback = true;
+      # Per host, so per role: the mq host waits for RabbitMQ and its provisioning units.
+      activationTimeout = activationTimeout system.config;
+      profiles.system.path = deployPkgs.deploy-rs.lib.activate.nixos system;
+    }
+  ) fleet.hosts;
 }

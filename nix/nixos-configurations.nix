@@ -21,11 +21,14 @@ lib.throwIf (extra != [ ])
     lib.mapAttrs (
       name: _row:
       lib.nixosSystem {
-        system = hostSystem;
         modules = [
           self.nixosModules.default
           agenix.nixosModules.default
-          { nixpkgs.overlays = [ self.overlays.default ]; }
+          {
+            # The platform as a module option, not nixosSystem's legacy `system` argument.
+            nixpkgs.hostPlatform = hostSystem;
+            nixpkgs.overlays = [ self.overlays.default ];
+          }
           (hostModules.${name} or (throw "nix/hosts/default.nix has no module for host ${name}"))
         ];
       }

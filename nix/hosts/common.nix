@@ -1,6 +1,7 @@
 # What every host of the fleet has: its name, SSH for deploy-rs and agenix, the nftables
 # firewall the chatstack modules add source-restricted rules to, journald and Netdata.
 {
+  config,
   lib,
   chatstackHost,
   ...
@@ -25,6 +26,19 @@ let
     ++ pipelineKeys;
 in
 {
+  assertions = [
+    {
+      # Root cannot log in and no password works: without a key nobody can reach the host.
+      assertion = config.users.users.${fleet.ssh_user}.openssh.authorizedKeys.keys != [ ];
+      message = ''
+        nix/fleet.toml: no SSH public key can log in as ${fleet.ssh_user} (deploy-rs) on ${name}, and
+        root login is off, so this host could only be reached at its console. Add an admin
+        whose key is an SSH key (`[admins] name = "ssh-ed25519 AAAA..."`; age keys cannot log
+        in), or list SSH public keys in `ssh_authorized_keys = [ "ssh-ed25519 AAAA..." ]`.
+      '';
+    }
+  ];
+
   networking.hostName = name;
   # The modules' firewall rules limited to source addresses use nftables here
   # (networking.firewall.extraInputRules; modules/lib.nix also supports iptables).
@@ -47,7 +61,13 @@ in
   };
   # deploy-rs activates with `sudo` and copies closures as this user.
   security.sudo.wheelNeedsPassword = false;
-  nix.settings.trusted-users = [ fleet.ssh_user ];
+  # root is named too: the NixOS module defines `[ "root" ]` as a config value in current
+  # nixpkgs (lists concatenate) but as the option's default in older ones (a definition
+  # replaces it). A repeated name does no harm in nix.conf.
+  nix.settings.trusted-users = [
+    "root"
+    fleet.ssh_user
+  ];
 
   services.chatstack.logging.enable = true;
   services.chatstack.monitoring.enable = true;

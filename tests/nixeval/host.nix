@@ -10,6 +10,7 @@ let
 in
 {
   imports = [
+    ./nixos-defaults.nix
     ../../modules
     hosts.${hostName}
   ];

@@ -3,7 +3,10 @@ let
   secrets = import ./secret-paths.nix;
 in
 {
-  imports = [ ../../modules/message-queue.nix ];
+  imports = [
+    ../../modules/message-queue.nix
+    ./nixos-defaults.nix
+  ];
 
   networking.hostName = "mq-test";
   networking.nftables.enable = true;

@@ -3,11 +3,20 @@ let
   secrets = import ./secret-paths.nix;
 in
 {
-  imports = [ ../../modules ];
+  imports = [
+    ../../modules
+    ./nixos-defaults.nix
+  ];
 
   networking.hostName = "all-in-one";
 
-  services.chatstack.monitoring.enable = true;
+  services.chatstack.monitoring = {
+    enable = true;
+    notifications = {
+      email = [ "ops@example.com|critical" ];
+      webhookUrlFile = "/run/agenix/netdata-webhook-url";
+    };
+  };
 
   services.nginx = {
     enable = true;

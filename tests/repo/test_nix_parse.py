@@ -245,7 +245,7 @@ let
     outPath = stubNixpkgs;
     lib = lib // {
       nixosSystem = args: {
-        inherit (args) system;
+        system = args.system or null;
         modules = map (m: if builtins.isAttrs m then m else "<module>") args.modules;
         config.system.build.toplevel = drv "nixos-system";
       };
@@ -280,8 +280,12 @@ let
       default = drv "chatstack-${s}";
     });
     nixosModules = import (repo + "/nix/modules.nix") inputs;
+    # The mq host has RabbitMQ's start timeout, for deploy's activationTimeout.
     nixosConfigurations = lib.genAttrs hostNames (n: {
       config.system.build.toplevel = drv "host-${n}";
+      config.systemd.services = lib.optionalAttrs (fleet.hosts.${n}.role == "mq") {
+        rabbitmq.serviceConfig.TimeoutStartSec = 3600;
+      };
     });
     deploy = import (repo + "/nix/deploy.nix") inputs;
     checks = import (repo + "/nix/checks.nix") inputs;
@@ -444,6 +448,9 @@ def test_deploy_nodes(nix_instantiate: str, stubs: Path) -> None:
         assert node["sshUser"] == FLEET["ssh_user"]
         assert node["user"] == "root"
         assert node["magicRollback"] is True and node["autoRollback"] is True
+        # Derived from the host's units (nix/lib.nix; tests/repo/test_nix_eval.py).
+        mq = FLEET["hosts"][name]["role"] == "mq"
+        assert node["activationTimeout"] == (60 + 3600 if mq else 240)
         assert sorted(node["profiles"]) == ["system"]
         # The activation uses nixpkgs' deploy-rs binary, not a build of deploy-rs's flake.
         assert node["profiles"]["system"]["path"] == {
@@ -462,14 +469,18 @@ def test_every_host_of_the_table_is_a_nixos_configuration(
 ) -> None:
     expr = (
         "let s = import ./stubs.nix; in "
-        "builtins.mapAttrs (_: c: { inherit (c) system; modules = builtins.length c.modules; }) "
+        "builtins.mapAttrs (_: c: { inherit (c) system; modules = builtins.length c.modules; "
+        "platforms = map (m: m.nixpkgs.hostPlatform) "
+        "(builtins.filter (m: m ? nixpkgs.hostPlatform) c.modules); }) "
         f"(import {REPO}/nix/nixos-configurations.nix "
         f"(s {{ repo = {REPO}; libPath = {NIXPKGS_LIB}; "
         f"stubNixpkgs = {stubs}/nixpkgs; }}).inputs)"
     )
     configs = nix_eval(nix_instantiate, expr, cwd=stubs)
+    # The platform is the nixpkgs.hostPlatform option, not nixosSystem's legacy `system`.
     assert configs == {
-        n: {"system": "x86_64-linux", "modules": 4} for n in FLEET["hosts"]
+        n: {"system": None, "modules": 4, "platforms": ["x86_64-linux"]}
+        for n in FLEET["hosts"]
     }
 
 
