@@ -15,7 +15,11 @@ def facts(machine):
 
 def events(path):
     text = client.succeed(f"cat {path}")
-    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+    return [
+        json.loads(line)
+        for line in text.splitlines(keepends=True)
+        if line.endswith("\n")
+    ]
 
 
 def says(path):
@@ -40,7 +44,9 @@ assert len(readiness) >= 3, readiness
 
 
 def wait_ready_status(url, code):
-    lb.wait_until_succeeds(f"test $(curl -s -o /dev/null -w '%{{http_code}}' {url}) = {code}")
+    lb.wait_until_succeeds(
+        f"test $(curl -s -o /dev/null -w '%{{http_code}}' {url}) = {code}"
+    )
 
 
 def broker_connections(host, unit):
@@ -56,7 +62,9 @@ with subtest("the fleet is up and every service is ready"):
         wait_ready_status(url, 200)
     lb.wait_for_unit("nginx.service")
     client.wait_until_succeeds(f"curl -sf {origin}/readyz")
-    connected_before = {(h.name, unit): broker_connections(h, unit) for h, unit, _ in readiness}
+    connected_before = {
+        (h.name, unit): broker_connections(h, unit) for h, unit, _ in readiness
+    }
 
 with subtest("users chat through lb"):
     client.succeed(
@@ -65,7 +73,9 @@ with subtest("users chat through lb"):
         f" $(command -v chat-probe) traffic --url {origin} --talkers 4"
         f" --until /tmp/broker-restart.stop --events {events_file}"
     )
-    client.wait_until_succeeds(f"test $(jq -s 'map(select(.answer == \"ack\")) | length' {events_file}) -ge 20")
+    client.wait_until_succeeds(
+        f"test $(jq -s 'map(select(.answer == \"ack\")) | length' {events_file}) -ge 20"
+    )
 
 with subtest("RabbitMQ stops: every /readyz says 503, says get `unavailable`"):
     stopping_at = client_clock()
@@ -73,7 +83,16 @@ with subtest("RabbitMQ stops: every /readyz says 503, says get `unavailable`"):
     down_at = client_clock()
     for _host, _unit, url in readiness:
         wait_ready_status(url, 503)
-    retry(lambda _last: sum(1 for e in says(events_file) if e["sent_at"] > down_at and e["answer"] == "unavailable") >= 5)
+    retry(
+        lambda _last: (
+            sum(
+                1
+                for e in says(events_file)
+                if e["sent_at"] > down_at and e["answer"] == "unavailable"
+            )
+            >= 5
+        )
+    )
 
 with subtest("RabbitMQ starts again: every /readyz says 200, chat goes on"):
     starting_at = client_clock()
@@ -82,21 +101,40 @@ with subtest("RabbitMQ starts again: every /readyz says 200, chat goes on"):
     for _host, _unit, url in readiness:
         wait_ready_status(url, 200)
     ready_at = client_clock()
-    retry(lambda _last: sum(1 for e in says(events_file) if e["sent_at"] > ready_at and e["answer"] == "ack") >= 20)
+    retry(
+        lambda _last: (
+            sum(
+                1
+                for e in says(events_file)
+                if e["sent_at"] > ready_at and e["answer"] == "ack"
+            )
+            >= 20
+        )
+    )
     client.succeed("touch /tmp/broker-restart.stop")
-    client.wait_until_succeeds("test $(systemctl show -P ExecMainExitTimestampMonotonic chat-traffic) != 0")
+    client.wait_until_succeeds(
+        "test $(systemctl show -P ExecMainExitTimestampMonotonic chat-traffic) != 0"
+    )
     output = client.succeed("journalctl -u chat-traffic -o cat")
     print(output)
     status = client.succeed("systemctl show -P ExecMainStatus chat-traffic").strip()
-    assert status == "0" and "traffic: PASS" in output, f"chat-probe traffic exited {status}"
+    assert status == "0" and "traffic: PASS" in output, (
+        f"chat-probe traffic exited {status}"
+    )
 
-with subtest("no false ack during the outage, nothing acked lost, every service reconnected"):
+with subtest(
+    "no false ack during the outage, nothing acked lost, every service reconnected"
+):
     attempts = says(events_file)
     while_down = [e for e in attempts if down_at <= e["sent_at"] <= starting_at]
-    assert len(while_down) >= 5, f"only {len(while_down)} says while the broker was down"
+    assert len(while_down) >= 5, (
+        f"only {len(while_down)} says while the broker was down"
+    )
     answers = {e["answer"] for e in while_down}
     assert answers == {"unavailable"}, f"answers while RabbitMQ was down: {answers}"
-    before = [e for e in attempts if e["answer"] == "ack" and e["answered_at"] < stopping_at]
+    before = [
+        e for e in attempts if e["answer"] == "ack" and e["answered_at"] < stopping_at
+    ]
     assert len(before) >= 20, len(before)
     summary = events(events_file)[-1]
     assert summary["event"] == "summary", summary
@@ -105,4 +143,6 @@ with subtest("no false ack during the outage, nothing acked lost, every service 
     assert summary["acked"] == summary["stored"] == len(acks) >= 40, summary
     for host, unit, _url in readiness:
         after = broker_connections(host, unit)
-        assert after > connected_before[(host.name, unit)], f"{host.name} {unit}: no new broker.connected"
+        assert after > connected_before[(host.name, unit)], (
+            f"{host.name} {unit}: no new broker.connected"
+        )

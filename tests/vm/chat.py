@@ -29,9 +29,13 @@ with subtest("rabbitmq, history, both app hosts' gateways, nginx and netdata are
         machine.wait_for_unit("netdata.service")
     client.wait_until_succeeds(f"curl -sf {origin}/readyz")
 
-with subtest("the RabbitMQ provisioning unit succeeded: the users exist, guest does not"):
+with subtest(
+    "the RabbitMQ provisioning unit succeeded: the users exist, guest does not"
+):
     mq.wait_for_unit("chatstack-rabbitmq-setup.service")
-    result = mq.succeed("systemctl show -P Result chatstack-rabbitmq-setup.service").strip()
+    result = mq.succeed(
+        "systemctl show -P Result chatstack-rabbitmq-setup.service"
+    ).strip()
     assert result == "success", result
     amqp = facts(mq)["amqp"]
     ctl = "su -s /bin/sh rabbitmq -c " + shlex.quote("rabbitmqctl --silent list_users")
@@ -42,10 +46,14 @@ with subtest("the RabbitMQ provisioning unit succeeded: the users exist, guest d
     ctl = "rabbitmqctl --silent list_permissions -p " + shlex.quote(amqp["vhost"])
     allowed = {
         line.split("\t")[0]
-        for line in mq.succeed("su -s /bin/sh rabbitmq -c " + shlex.quote(ctl)).splitlines()
+        for line in mq.succeed(
+            "su -s /bin/sh rabbitmq -c " + shlex.quote(ctl)
+        ).splitlines()
         if line
     }
-    assert wanted <= allowed, f"no permissions on vhost {amqp['vhost']} for {wanted - allowed}"
+    assert wanted <= allowed, (
+        f"no permissions on vhost {amqp['vhost']} for {wanted - allowed}"
+    )
 
 with subtest("chat-probe all passes from the client through the load balancer"):
     output = client.succeed(f"{probe} all --url {origin} 2>&1")
@@ -53,7 +61,9 @@ with subtest("chat-probe all passes from the client through the load balancer"):
     flows = ["chat", "cross-instance", "recovery", "origin", "cors", "abuse"]
     for flow in flows:
         assert f"{flow}: PASS" in output, f"{flow} did not pass"
-        steps = [line for line in output.splitlines() if line.startswith(f"{flow}: ok ")]
+        steps = [
+            line for line in output.splitlines() if line.startswith(f"{flow}: ok ")
+        ]
         assert len(steps) >= 3, f"{flow}: only {len(steps)} checks ran"
     assert output.splitlines()[-1] == f"all: PASS ({len(flows)} flows)", output
 
@@ -64,7 +74,10 @@ with subtest("members on app1 and on app2 hear each other (chat-probe traffic)")
     )
     print(output)
     assert output.splitlines()[-1] == "traffic: PASS", output
-    events = [json.loads(line) for line in client.succeed("cat /tmp/chat-traffic.jsonl").splitlines()]
+    events = [
+        json.loads(line)
+        for line in client.succeed("cat /tmp/chat-traffic.jsonl").splitlines()
+    ]
     summary = events[-1]
     assert summary["event"] == "summary", summary
     hosts = {
@@ -82,5 +95,7 @@ with subtest("the history API answers through the load balancer"):
     page = json.loads(client.succeed(f"curl -sf {shlex.quote(url)}"))
     assert page["messages"] == [], page
     bad = origin + messages.replace("{room}", "bad%20room")
-    status = client.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' {shlex.quote(bad)}")
+    status = client.succeed(
+        f"curl -s -o /dev/null -w '%{{http_code}}' {shlex.quote(bad)}"
+    )
     assert status == "400", status

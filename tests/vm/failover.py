@@ -14,21 +14,28 @@ def facts(machine):
 def events(path):
     """The complete JSON lines chat-probe has written so far."""
     text = client.succeed(f"cat {path}")
-    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+    return [
+        json.loads(line)
+        for line in text.splitlines(keepends=True)
+        if line.endswith("\n")
+    ]
 
 
 def acks_after(path, talker, since):
     return sum(
         1
         for e in events(path)
-        if e["event"] == "say" and e["talker"] == talker and e["answer"] == "ack" and e["sent_at"] > since
+        if e["event"] == "say"
+        and e["talker"] == talker
+        and e["answer"] == "ack"
+        and e["sent_at"] > since
     )
 
 
 def wait_for_acks(path, talkers, since, count):
     """Every talker of `talkers` got `count` acks for says sent after `since` (client clock)."""
     for talker in talkers:
-        retry(lambda _last: acks_after(path, talker, since) >= count)
+        retry(lambda _last, t=talker: acks_after(path, t, since) >= count)
 
 
 def client_clock():
@@ -54,7 +61,9 @@ with subtest("users chat through lb, on the gateways of both app hosts"):
         f" $(command -v chat-probe) traffic --url {origin} --talkers 6"
         f" --until /tmp/failover.stop --events {events_file}"
     )
-    client.wait_until_succeeds(f"test $(jq -s 'map(select(.answer == \"ack\")) | length' {events_file}) -ge 20")
+    client.wait_until_succeeds(
+        f"test $(jq -s 'map(select(.answer == \"ack\")) | length' {events_file}) -ge 20"
+    )
     first: dict[str, str] = {}
     for e in events(events_file):
         if e["event"] == "connected":
@@ -69,18 +78,24 @@ with subtest("app1 loses power; its users move to app2 and keep chatting"):
     app1.crash()
     wait_for_acks(events_file, on_app1 + on_app2, crashed_at, 5)
     client.succeed("touch /tmp/failover.stop")
-    client.wait_until_succeeds("test $(systemctl show -P ExecMainExitTimestampMonotonic chat-traffic) != 0")
+    client.wait_until_succeeds(
+        "test $(systemctl show -P ExecMainExitTimestampMonotonic chat-traffic) != 0"
+    )
     output = client.succeed("journalctl -u chat-traffic -o cat")
     print(output)
     status = client.succeed("systemctl show -P ExecMainStatus chat-traffic").strip()
-    assert status == "0" and "traffic: PASS" in output, f"chat-probe traffic exited {status}"
+    assert status == "0" and "traffic: PASS" in output, (
+        f"chat-probe traffic exited {status}"
+    )
 
     logged = events(events_file)
     summary = logged[-1]
     assert summary["event"] == "summary", summary
     for talker in on_app1:
         instances = summary["talkers"][talker]["instances"]
-        assert all(i.startswith("app2-") for i in instances[1:]) and len(instances) >= 2, instances
+        assert (
+            all(i.startswith("app2-") for i in instances[1:]) and len(instances) >= 2
+        ), instances
         felt = [
             e for e in logged
             if e["event"] == "say" and e["talker"] == talker and e["sent_at"] >= crashed_at - 1
@@ -88,7 +103,9 @@ with subtest("app1 loses power; its users move to app2 and keep chatting"):
         ]  # fmt: skip
         assert felt, f"{talker} on app1 never noticed the crash"
     for talker in on_app2:
-        assert len(summary["talkers"][talker]["instances"]) == 1, summary["talkers"][talker]
+        assert len(summary["talkers"][talker]["instances"]) == 1, summary["talkers"][
+            talker
+        ]
     # Every acked message is in history exactly once (the flow checked each one by id).
     says = [e for e in logged if e["event"] == "say" and e["answer"] == "ack"]
     assert summary["acked"] == summary["stored"] == len(says) >= 40, summary
@@ -98,7 +115,8 @@ with subtest("app1 boots again and rejoins the upstream"):
     for unit in facts(app1)["gateways"]:
         app1.wait_for_unit(f"{unit}.service")
     client.wait_until_succeeds(
-        f"curl -sf {origin}/readyz | jq -e '.instance | startswith(\"app1-\")'", timeout=120
+        f"curl -sf {origin}/readyz | jq -e '.instance | startswith(\"app1-\")'",
+        timeout=120,
     )
     output = client.succeed(
         f"{probe} traffic --url {origin} --talkers 6 --duration 5 --events /tmp/after.jsonl 2>&1"

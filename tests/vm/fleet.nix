@@ -81,9 +81,12 @@ in
       ];
       # The hosts' EXAMPLE hardware asks for DHCP; the test VLAN's addresses are static.
       networking.useDHCP = false;
+      # What the scripts run on the nodes besides the system's own tools.
       environment.systemPackages = [
         pkgs.curl
         pkgs.jq
+        pkgs.netcat
+        pkgs.openssl
       ];
     };
 
