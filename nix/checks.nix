@@ -5,7 +5,7 @@
 #   deploy-schema, deploy-activate  deploy-rs's own checks of `deploy` (x86_64-linux only:
 #                   deploy-activate builds every host, so mapping it over all systems would
 #                   build them once per system)
-#   vm-<name>       NixOS VM tests (added with the VM-test issue, see below)
+#   vm-<name>       the NixOS VM tests, one per tests/vm/<name>.nix (x86_64-linux only: KVM)
 inputs@{ self, deploy-rs, ... }:
 let
   inherit (inputs.nixpkgs) lib;
@@ -21,12 +21,10 @@ let
 
   deployChecks = deploy-rs.lib.${common.hostSystem}.deployChecks self.deploy;
 
-  # VM tests (next issue): tests/<name>.nix wrapped once with pkgs.testers.runNixOSTest, e.g.
-  #   vmChecks = system: prefixed "vm" (import ./vm-tests.nix inputs system);
-  # and `// vmChecks system` below for x86_64-linux.
+  vmChecks = prefixed "vm" (import ./vm-tests.nix inputs);
 in
 common.forAllSystems (
   system:
   packageChecks system
-  // lib.optionalAttrs (system == common.hostSystem) (hostChecks // deployChecks)
+  // lib.optionalAttrs (system == common.hostSystem) (hostChecks // deployChecks // vmChecks)
 )

@@ -2,11 +2,9 @@
 # `packages.chatstack.x86_64-linux` or `hosts.mq.x86_64-linux`.
 #   packages  every package on every system
 #   hosts     every host's system closure
-#   checks    the checks that are not already a package or host job (deploy-*, later vm-*)
-# Still to come with the VM-test issue:
-#   vm-tests  the NixOS VM tests (also in `checks` as vm-*)
-#   release   pkgs.releaseTools.aggregate over all of the above on x86_64-linux; the deploy
-#             hook (hydra/) deploys when `release` succeeds on main
+#   checks    the checks that are not already a package, host or VM-test job (deploy-*)
+#   vm-tests  the NixOS VM tests, `vm-tests.<name>.x86_64-linux` (also `checks` vm-<name>);
+#             the builder needs the `kvm` and `nixos-test` system features
 inputs@{ self, ... }:
 let
   inherit (inputs.nixpkgs) lib;
@@ -20,7 +18,8 @@ let
       lib.recursiveUpdate acc (lib.mapAttrs (_: job: { ${system} = job; }) jobs)
     ) { } bySystem;
 
-  isPackageOrHost = name: lib.hasPrefix "package-" name || lib.hasPrefix "host-" name;
+  # Checks that have a group of their own below.
+  grouped = name: lib.any (prefix: lib.hasPrefix prefix name) [ "package-" "host-" "vm-" ];
 in
 {
   packages = transpose (lib.mapAttrs (_: pkgs: removeAttrs pkgs [ "default" ]) self.packages);
@@ -29,7 +28,11 @@ in
     ${common.hostSystem} = host.config.system.build.toplevel;
   }) self.nixosConfigurations;
 
+  vm-tests = lib.mapAttrs' (
+    name: test: lib.nameValuePair (lib.removePrefix "vm-" name) { ${common.hostSystem} = test; }
+  ) (lib.filterAttrs (name: _: lib.hasPrefix "vm-" name) self.checks.${common.hostSystem});
+
   checks = transpose (
-    lib.mapAttrs (_: checks: lib.filterAttrs (name: _: !isPackageOrHost name) checks) self.checks
+    lib.mapAttrs (_: checks: lib.filterAttrs (name: _: !grouped name) checks) self.checks
   );
 }

@@ -227,6 +227,12 @@ def test_flake_outputs_are_one_line_imports() -> None:
 
 # --------------------------------------------------------------------------- output plumbing
 
+# The VM tests: every tests/vm/*.nix but the shared node wiring.
+VM_TESTS = sorted(
+    p.stem for p in (REPO / "tests" / "vm").glob("*.nix") if p.name != "fleet.nix"
+)
+VM_CHECKS = [f"vm-{name}" for name in VM_TESTS]
+
 needs_lib = pytest.mark.skipif(
     not (NIXPKGS_LIB / "default.nix").is_file(),
     reason=f"no nixpkgs lib at {NIXPKGS_LIB} (set NIXEVAL_SUBSET; see ../shared/nixeval)",
@@ -307,7 +313,10 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     nixpkgs.mkdir()
     (nixpkgs / "default.nix").write_text(
         f"{{ system, overlays ? [ ] }}:\nlet lib = import {NIXPKGS_LIB}; in\n"
-        "lib.fix (lib.foldl' (f: o: lib.extends o f) (_: { inherit system; }) overlays)\n"
+        "lib.fix (lib.foldl' (f: o: lib.extends o f) (_: { inherit system;\n"
+        # A VM test is a derivation named after the test module it was given.
+        '  testers.runNixOSTest = test: { type = "derivation"; outPath = "/nix/store/0-vm";\n'
+        '    name = "vm-" + baseNameOf (builtins.head test.imports); }; }) overlays)\n'
     )
     return root
 
@@ -354,14 +363,18 @@ def test_checks_per_system(nix_instantiate: str, stubs: Path) -> None:
     hosts = [f"host-{n}" for n in FLEET["hosts"]]
     assert sorted(checks["aarch64-linux"]) == packages
     assert sorted(checks["x86_64-linux"]) == sorted(
-        [*packages, *hosts, "deploy-activate", "deploy-schema"]
+        [*packages, *hosts, "deploy-activate", "deploy-schema", *VM_CHECKS]
     )
 
 
 @needs_lib
 def test_hydra_jobs_are_group_name_system(nix_instantiate: str, stubs: Path) -> None:
     jobs = stub_eval(nix_instantiate, stubs, "hydraJobs")
-    assert sorted(jobs) == ["checks", "hosts", "packages"]
+    assert sorted(jobs) == ["checks", "hosts", "packages", "vm-tests"]
+    # One job per VM test, x86_64-linux only, each the test module of its name.
+    assert jobs["vm-tests"] == {
+        name: {"x86_64-linux": f"vm-{name}.nix"} for name in VM_TESTS
+    }
     assert jobs["packages"]["chatstack"] == {
         "x86_64-linux": "chatstack-x86_64-linux",
         "aarch64-linux": "chatstack-aarch64-linux",
