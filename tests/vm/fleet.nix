@@ -81,11 +81,11 @@ in
       ];
       # The hosts' EXAMPLE hardware asks for DHCP; the test VLAN's addresses are static.
       networking.useDHCP = false;
-      # What the scripts run on the nodes besides the system's own tools.
+      # What the scripts run on the nodes besides the base system's tools (nc is one: the
+      # test driver's own wait_for_open_port uses it).
       environment.systemPackages = [
         pkgs.curl
         pkgs.jq
-        pkgs.netcat
         pkgs.openssl
       ];
     };
