@@ -31,6 +31,8 @@ def client_clock():
 
 
 origin = facts(client)["origin"]
+# The client trusts the origin's test CA through the system bundle (security.pki).
+curl = "curl -s --cacert /etc/ssl/certs/ca-certificates.crt"
 events_file = "/tmp/broker-restart.jsonl"
 
 # Every service's /readyz, asked from lb (the only host their firewall lets in).
@@ -50,8 +52,11 @@ def wait_ready_status(url, code):
 
 
 def broker_connections(host, unit):
-    """How often the service logged that it connected to RabbitMQ (JSON journal lines)."""
-    query = f"journalctl -u {unit} -o cat | jq -c 'select(.event? == \"broker.connected\")' | wc -l"
+    """How often the service logged that it connected to RabbitMQ (its JSON journal lines)."""
+    query = (
+        f"journalctl _SYSTEMD_UNIT={unit}.service -o cat"
+        " | jq -cR 'fromjson? | select(.event == \"broker.connected\")' | wc -l"
+    )
     return int(host.succeed(query))
 
 
@@ -61,7 +66,7 @@ with subtest("the fleet is up and every service is ready"):
         host.wait_for_unit(f"{unit}.service")
         wait_ready_status(url, 200)
     lb.wait_for_unit("nginx.service")
-    client.wait_until_succeeds(f"curl -sf {origin}/readyz")
+    client.wait_until_succeeds(f"{curl} -f {origin}/readyz")
     connected_before = {
         (h.name, unit): broker_connections(h, unit) for h, unit, _ in readiness
     }

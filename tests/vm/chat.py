@@ -11,6 +11,8 @@ def facts(machine):
 
 
 origin = facts(client)["origin"]
+# The client trusts the origin's test CA through the system bundle (security.pki).
+curl = "curl -s --cacert /etc/ssl/certs/ca-certificates.crt"
 # chat-probe's Python trusts the system CA bundle (the test web CA is in it on client).
 probe = "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt chat-probe"
 
@@ -27,7 +29,7 @@ with subtest("rabbitmq, history, both app hosts' gateways, nginx and netdata are
     lb.wait_for_open_port(443)
     for machine in (lb, app1, app2, mq):
         machine.wait_for_unit("netdata.service")
-    client.wait_until_succeeds(f"curl -sf {origin}/readyz")
+    client.wait_until_succeeds(f"{curl} -f {origin}/readyz")
 
 with subtest(
     "the RabbitMQ provisioning unit succeeded: the users exist, guest does not"
@@ -92,10 +94,10 @@ with subtest("members on app1 and on app2 hear each other (chat-probe traffic)")
 with subtest("the history API answers through the load balancer"):
     messages = facts(client)["routes"]["messages"]
     url = origin + messages.replace("{room}", "vm-chat-empty")
-    page = json.loads(client.succeed(f"curl -sf {shlex.quote(url)}"))
+    page = json.loads(client.succeed(f"{curl} -f {shlex.quote(url)}"))
     assert page["messages"] == [], page
     bad = origin + messages.replace("{room}", "bad%20room")
     status = client.succeed(
-        f"curl -s -o /dev/null -w '%{{http_code}}' {shlex.quote(bad)}"
+        f"{curl} -o /dev/null -w '%{{http_code}}' {shlex.quote(bad)}"
     )
     assert status == "400", status

@@ -43,6 +43,8 @@ def client_clock():
 
 
 origin = facts(client)["origin"]
+# The client trusts the origin's test CA through the system bundle (security.pki).
+curl = "curl -s --cacert /etc/ssl/certs/ca-certificates.crt"
 probe = "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt chat-probe"
 events_file = "/tmp/failover.jsonl"
 
@@ -52,7 +54,7 @@ with subtest("the fleet is up"):
         for unit in facts(app)["gateways"]:
             app.wait_for_unit(f"{unit}.service")
     lb.wait_for_unit("nginx.service")
-    client.wait_until_succeeds(f"curl -sf {origin}/readyz")
+    client.wait_until_succeeds(f"{curl} -f {origin}/readyz")
 
 with subtest("users chat through lb, on the gateways of both app hosts"):
     client.succeed(
@@ -115,7 +117,7 @@ with subtest("app1 boots again and rejoins the upstream"):
     for unit in facts(app1)["gateways"]:
         app1.wait_for_unit(f"{unit}.service")
     client.wait_until_succeeds(
-        f"curl -sf {origin}/readyz | jq -e '.instance | startswith(\"app1-\")'",
+        f"{curl} -f {origin}/readyz | jq -e '.instance | startswith(\"app1-\")'",
         timeout=120,
     )
     output = client.succeed(
