@@ -1,5 +1,7 @@
 # vm-chat (tests/vm/chat.nix). Names and ports come from /etc/chatstack-vm-test.json, which
 # tests/vm/fleet.nix writes on every node from the contract and the node's configuration.
+# The load balancer keeps its production vhost (HTTPS only) with a test certificate instead of
+# ACME, so the probe runs against https://lb; plain http://lb only redirects (checked below).
 import json
 import shlex
 
@@ -56,6 +58,13 @@ with subtest(
     assert wanted <= allowed, (
         f"no permissions on vhost {amqp['vhost']} for {wanted - allowed}"
     )
+
+with subtest("the origin is HTTPS only: plain HTTP on the same name redirects to it"):
+    plain = "http://" + origin.split("://", 1)[1] + "/"
+    answer = client.succeed(
+        f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' {plain}"
+    )
+    assert answer == f"301 {origin}/", answer
 
 with subtest("chat-probe all passes from the client through the load balancer"):
     output = client.succeed(f"{probe} all --url {origin} 2>&1")

@@ -70,8 +70,6 @@ let
     };
 in
 {
-  inherit fleet;
-
   defaults =
     { pkgs, ... }:
     {
