@@ -341,10 +341,13 @@ async def run(
         stop = asyncio.Event()
         streams = [asyncio.create_task(talk(c, stop, c.name)) for c in chatters]
         waiter = asyncio.create_task(_wait_for_stop(until, duration_s))
-        await asyncio.wait([waiter, *streams], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        await asyncio.gather(*streams)  # a talker that gave up fails the flow here
-        waiter.cancel()
+        try:
+            await asyncio.wait([waiter, *streams], return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            await asyncio.gather(*streams)  # a talker that gave up fails the flow here
+        finally:
+            for task in [waiter, *streams]:
+                task.cancel()  # no-op for the finished ones; the others stop with the flow
         for chatter in chatters:
             await chatter.settle()
 
