@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -107,3 +108,37 @@ def test_every_test_secret_decrypts_with_the_test_host_key() -> None:
             capture_output=True,
             check=True,
         )
+
+
+NIXPKGS_LIB = (
+    Path(os.environ.get("NIXEVAL_SUBSET", Path.home() / ".cache" / "nixpkgs-subset"))
+    / "lib"
+)
+
+
+@pytest.mark.parametrize("name", TESTS)
+def test_test_module_evaluates(name: str) -> None:
+    """With nixpkgs' lib: the module's name, nodes (the fleet's, by the same names) and the
+    script text runNixOSTest gets. nixeval evaluates the node configurations themselves."""
+    nix = shutil.which("nix-instantiate")
+    if nix is None or not (NIXPKGS_LIB / "default.nix").is_file():
+        if nix is None and os.environ.get("CI") == "true":
+            pytest.fail("nix-instantiate is missing: CI must install Debian's nix-bin")
+        pytest.skip(f"needs nix-instantiate and a nixpkgs lib at {NIXPKGS_LIB}")
+    expr = (
+        f"let t = import {VM / (name + '.nix')} {{ lib = import {NIXPKGS_LIB}; }}; in"
+        " { inherit (t) name testScript; nodes = builtins.attrNames t.nodes;"
+        "   fleetNodes = builtins.attrNames"
+        f"     (import {VM / 'fleet.nix'} {{ lib = import {NIXPKGS_LIB}; }}).nodes; }}"
+    )
+    done = subprocess.run(
+        [nix, "--eval", "--strict", "--json", "-E", expr],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    module = json.loads(done.stdout)
+    assert module["name"] == f"chatstack-{name}"
+    assert module["nodes"] == module["fleetNodes"] == sorted(node_names(name))
+    assert module["testScript"] == (VM / f"{name}.py").read_text()
