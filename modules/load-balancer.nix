@@ -95,7 +95,8 @@ in
         type = lib.types.nullOr lib.types.path;
         default = null;
         description = ''
-          Certificate (chain) to serve instead of one from ACME, e.g. in VM tests. With the
+          Certificate (chain) to serve instead of one from ACME, e.g. a test certificate
+          (the NixOS VM tests, tests/vm/fleet.nix, serve one for `https://lb`). With the
           default `null` the certificate comes from ACME (`security.acme` must accept the
           terms and have an email).
         '';

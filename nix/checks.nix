@@ -5,8 +5,8 @@
 #   deploy-schema, deploy-activate  deploy-rs's own checks of `deploy` (x86_64-linux only:
 #                   deploy-activate builds every host, so mapping it over all systems would
 #                   build them once per system)
-#   vm-<name>       NixOS VM tests (the VM-test issue adds the others, see below); vm-deploy is
-#                   tests/vm/deploy.nix, the pipeline's deploy step
+#   vm-<name>       the NixOS VM tests, one per tests/vm/<name>.nix (x86_64-linux only: KVM);
+#                   vm-deploy is the pipeline's deploy step
 inputs@{ self, deploy-rs, ... }:
 let
   inherit (inputs.nixpkgs) lib;
@@ -22,15 +22,7 @@ let
 
   deployChecks = deploy-rs.lib.${common.hostSystem}.deployChecks self.deploy;
 
-  # VM tests: tests/vm/<name>.nix wrapped once with pkgs.testers.runNixOSTest (the overlaid
-  # pkgs, so nodes have pkgs.chatstack). vm-deploy builds the repository's own flake inside the
-  # VM, so it takes the flake inputs as a module argument.
-  vmChecks = {
-    vm-deploy = common.pkgsFor.${common.hostSystem}.testers.runNixOSTest {
-      imports = [ ../tests/vm/deploy.nix ];
-      _module.args.inputs = inputs;
-    };
-  };
+  vmChecks = prefixed "vm" (import ./vm-tests.nix inputs);
 in
 common.forAllSystems (
   system:

@@ -155,7 +155,8 @@ let
       checkGroups = [ "test" ];
 
       # Unit, property, handler and embedded end-to-end tests. Tests marked `integration` need
-      # a RabbitMQ; `make test` and the VM tests run them. Some tests start the console
+      # a RabbitMQ; `make test` runs them against one it starts (the NixOS VM tests check the
+      # same paths on the fleet's hosts with chat-probe). Some tests start the console
       # scripts from next to sys.executable, as in a virtualenv, so the interpreter runs from
       # a directory that also holds the installed scripts. The package must also ship the
       # files the services read at run time.

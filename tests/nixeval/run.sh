@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Developer check (not CI): evaluate every chatstack NixOS module on a small dummy host and
-# every example host of nix/fleet.toml with the offline nixeval harness, which uses the real
-# nginx/RabbitMQ/Netdata/journald/Hydra/PostgreSQL/agenix modules from a third-party nixpkgs subset; then run
+# Developer check (not CI): evaluate every chatstack NixOS module on a small dummy host, every
+# example host of nix/fleet.toml and every node of the NixOS VM tests (tests/vm/fleet.nix) with
+# the offline nixeval harness, which uses the real nginx/RabbitMQ/Netdata/journald/Hydra/
+# PostgreSQL/agenix modules from a third-party nixpkgs subset; then run
 # the rendered nginx.conf through `nginx -t` and gixy (nixeval does) and load every rendered
 # service config with the services' own config loader (when the project venv exists).
 #
-#   tests/nixeval/run.sh              # all dummy hosts and all fleet hosts
+#   tests/nixeval/run.sh              # all dummy hosts, all fleet hosts, all VM test nodes
 #   NIXEVAL=/path/to/nixeval NIXEVAL_SUBSET=/path/to/subset tests/nixeval/run.sh
 #
 # Exit status: 0 clean; 1 a finding (ERROR/ASSERT, nginx -t, gixy, config loader, parse);
@@ -15,7 +16,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 nixeval=${NIXEVAL:-$root/../shared/nixeval}
 subset=${NIXEVAL_SUBSET:-${XDG_CACHE_HOME:-$HOME/.cache}/nixpkgs-subset}
-out=${NIXEVAL_OUT:-${TMPDIR:-/tmp}/chatstack-nixeval}
+# One output folder per checkout: two worktrees checked at once must not read each other's.
+out=${NIXEVAL_OUT:-${TMPDIR:-/tmp}/chatstack-nixeval-$(printf %s "$root" | cksum | cut -d' ' -f1)}
 
 die() {
   echo "tests/nixeval/run.sh: $*" >&2
@@ -40,7 +42,7 @@ status=0
 summary=()
 
 echo "== nix-instantiate --parse"
-for file in "$root"/modules/*.nix "$root"/nix/contract.nix "$root"/nix/hosts/*.nix "$root"/tests/nixeval/*.nix; do
+for file in "$root"/modules/*.nix "$root"/nix/contract.nix "$root"/nix/hosts/*.nix "$root"/tests/nixeval/*.nix "$root"/tests/vm/*.nix; do
   if ! nix-instantiate --parse "$file" > /dev/null; then
     echo "PARSE ERROR: $file"
     status=1
@@ -60,6 +62,14 @@ runs=(
 )
 for host in $(python3 -c 'import sys, tomllib; print(" ".join(tomllib.load(open(sys.argv[1], "rb"))["hosts"]))' "$root/nix/fleet.toml"); do
   runs+=("host-$host|host.nix|hostName=\"$host\"")
+done
+# The VM tests' nodes, as tests/vm/fleet.nix defines them (the fleet's hosts plus client).
+vm_nodes=$(nix-instantiate --eval --strict --json -E \
+  "builtins.attrNames (import $root/tests/vm/fleet.nix { lib = import $subset/lib; }).nodes" |
+  python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)))')
+[ -n "$vm_nodes" ] || die "no VM test nodes found in tests/vm/fleet.nix"
+for node in $vm_nodes; do
+  runs+=("vm-$node|vm-node.nix|nodeName=\"$node\"")
 done
 
 for run in "${runs[@]}"; do

@@ -227,6 +227,12 @@ def test_flake_outputs_are_one_line_imports() -> None:
 
 # --------------------------------------------------------------------------- output plumbing
 
+# The VM tests: every tests/vm/*.nix but the shared node wiring.
+VM_TESTS = sorted(
+    p.stem for p in (REPO / "tests" / "vm").glob("*.nix") if p.name != "fleet.nix"
+)
+VM_CHECKS = [f"vm-{name}" for name in VM_TESTS]
+
 needs_lib = pytest.mark.skipif(
     not (NIXPKGS_LIB / "default.nix").is_file(),
     reason=f"no nixpkgs lib at {NIXPKGS_LIB} (set NIXEVAL_SUBSET; see ../shared/nixeval)",
@@ -329,8 +335,9 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
       { type = "derivation"; inherit name text destination; };
     releaseTools.aggregate = { name, constituents, meta ? { } }:
       { type = "derivation"; _hydraAggregate = true; inherit name constituents meta; };
+    # A VM test is a derivation named after the test module it was given.
     testers.runNixOSTest = test:
-      { type = "derivation"; name = "nixos-test-${baseNameOf (builtins.head test.imports)}"; };
+      { type = "derivation"; name = "vm-${baseNameOf (builtins.head test.imports)}"; };
   };
 in
 lib.fix (lib.foldl' (f: o: lib.extends o f) (_: { inherit system; } // builders) overlays)
@@ -381,7 +388,7 @@ def test_checks_per_system(nix_instantiate: str, stubs: Path) -> None:
     hosts = [f"host-{n}" for n in FLEET["hosts"]]
     assert sorted(checks["aarch64-linux"]) == packages
     assert sorted(checks["x86_64-linux"]) == sorted(
-        [*packages, *hosts, "deploy-activate", "deploy-schema", "vm-deploy"]
+        [*packages, *hosts, "deploy-activate", "deploy-schema", *VM_CHECKS]
     )
 
 
@@ -396,6 +403,10 @@ def test_hydra_jobs_are_group_name_system(nix_instantiate: str, stubs: Path) -> 
         "release",
         "vm-tests",
     ]
+    # One job per VM test, x86_64-linux only, each the test module of its name.
+    assert jobs["vm-tests"] == {
+        name: {"x86_64-linux": f"vm-{name}.nix"} for name in VM_TESTS
+    }
     assert jobs["packages"]["chatstack"] == {
         "x86_64-linux": "chatstack-x86_64-linux",
         "aarch64-linux": "chatstack-aarch64-linux",
@@ -406,7 +417,6 @@ def test_hydra_jobs_are_group_name_system(nix_instantiate: str, stubs: Path) -> 
     }
     # Checks that are packages, hosts or VM tests already are not repeated.
     assert sorted(jobs["checks"]) == ["deploy-activate", "deploy-schema"]
-    assert jobs["vm-tests"]["deploy"] == {"x86_64-linux": "nixos-test-deploy.nix"}
     assert list(jobs["checks"]["deploy-schema"]) == ["x86_64-linux"]
 
 
@@ -427,7 +437,8 @@ def test_release_gates_on_every_x86_64_check_and_carries_the_deploy_plan(
     for host in FLEET["hosts"]:
         assert f"host-{host}" in constituents
     assert "chatstack-x86_64-linux" in constituents and "activate" in constituents
-    assert "nixos-test-deploy.nix" in constituents  # vm-deploy
+    for name in VM_TESTS:
+        assert f"vm-{name}.nix" in constituents
     plan = stub_eval(nix_instantiate, stubs, "deployPlan")
     assert plan["revision"] == rev and plan["lastModified"] == 1780000000
     assert [s["role"] for s in plan["steps"]] == sorted(

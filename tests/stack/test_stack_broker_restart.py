@@ -47,7 +47,7 @@ class ReadinessLog:
         while not self._stop.is_set():
             for service in self.services:
                 status, _body = service.status("/readyz")
-                self.samples[service.instance].append((time.monotonic(), status))
+                self.samples[service.instance].append((time.time(), status))
             time.sleep(0.1)
 
     def __enter__(self) -> Self:
@@ -59,10 +59,10 @@ class ReadinessLog:
         self._thread.join()
 
     def wait_all_ready(self, timeout: float = 60.0) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
             if all(s.status("/readyz")[0] == 200 for s in self.services):
-                return time.monotonic()
+                return time.time()
             time.sleep(0.1)
         raise AssertionError(f"services not ready again within {timeout:.0f} s")
 
@@ -76,11 +76,11 @@ async def scenario(stack: Stack) -> None:
     with ReadinessLog(stack) as readiness:
         streams = [asyncio.create_task(talk(c, stop, c.name)) for c in (ada, bob)]
         await asyncio.sleep(BEFORE_S)
-        stopping_at = time.monotonic()
+        stopping_at = time.time()
         await asyncio.to_thread(stack.rabbitmq.stop)
-        down_at = time.monotonic()  # from here the broker is certainly gone ...
+        down_at = time.time()  # from here the broker is certainly gone ...
         await asyncio.sleep(DOWN_S)
-        starting_at = time.monotonic()  # ... until here
+        starting_at = time.time()  # ... until here
         await asyncio.to_thread(stack.rabbitmq.start)
         ready_at = await asyncio.to_thread(readiness.wait_all_ready)
         await asyncio.sleep(AFTER_S)

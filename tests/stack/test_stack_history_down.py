@@ -43,11 +43,11 @@ async def scenario(stack: Stack) -> None:
     streams = [asyncio.create_task(talk(c, stop, c.name)) for c in (ada, bob)]
     await asyncio.sleep(1.5)
     await asyncio.to_thread(stack.stop_history)
-    down_at = time.monotonic()
+    down_at = time.time()
     api = f"{stack.url}/api/rooms/{room}/messages"
     status_while_down = await asyncio.to_thread(api_status, api)
     await asyncio.sleep(3.0)
-    up_at = time.monotonic()
+    up_at = time.time()
     await asyncio.to_thread(stack.start_history)
     await asyncio.sleep(1.5)
     stop.set()

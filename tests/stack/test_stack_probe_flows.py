@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from chatstack.devstack.stack import Stack
+from chatstack.probe import flows as probe_flows
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
-FLOWS = ["cross-instance", "recovery", "origin", "cors", "abuse"]
+# Every flow of `chat-probe all` (what vm-chat runs), each on its own for a clear failure.
+FLOWS = list(probe_flows.FLOWS)
 
 
 def chat_probe() -> str:

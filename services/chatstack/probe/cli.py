@@ -1,4 +1,5 @@
 """chat-probe <flow> --url http://HOST:PORT [--timeout S] [--origin O] [--connections N]
+chat-probe traffic --url URL (--until FILE | --duration S) [--talkers N] [--events FILE]
 
 Output (stdout, one line each, no timings or random names so runs compare and grep well):
 
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
+from . import traffic
 from .flows import FLOWS, Flow, cross_instance
 from .recovery import RecoveryError
 from .report import FlowFailed, Reporter
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chat-probe",
         description="Run a named end-to-end flow against a chatstack base URL.",
     )
-    parser.add_argument("flow", choices=[*FLOWS, "all"])
+    parser.add_argument("flow", choices=[*FLOWS, "all", "traffic"])
     parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8088")
     parser.add_argument(
         "--timeout",
@@ -68,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="cross-instance: connections to open while looking for a second gateway "
         f"(default {cross_instance.DEFAULT_CONNECTIONS})",
     )
+    talk = parser.add_argument_group(
+        "traffic", "talkers chat until stopped, riding out failures; then the books are checked"
+    )
+    talk.add_argument("--until", type=Path, metavar="FILE", help="stop once FILE exists")
+    talk.add_argument("--duration", type=_positive(float), metavar="S", help="stop after S seconds")
+    talk.add_argument(
+        "--talkers",
+        type=_positive(int),
+        default=traffic.DEFAULT_TALKERS,
+        help=f"users in the room (default {traffic.DEFAULT_TALKERS})",
+    )
+    talk.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE",
+        help="write every connect and say attempt, then a summary, as JSON lines to FILE",
+    )
     return parser
 
 
@@ -79,11 +100,17 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Target]:
         origin = parse_base_url(args.origin) if args.origin else base
     except ValueError as exc:
         parser.error(str(exc))
+    if args.flow == "traffic" and args.until is None and args.duration is None:
+        parser.error("traffic needs --until FILE or --duration S (or both)")
+    if args.flow != "traffic" and (args.until or args.duration or args.events):
+        parser.error("--until, --duration and --events are options of the traffic flow")
     return args, Target(base_url=base, origin=origin, timeout=args.timeout)
 
 
-async def run_flow(name: str, flow: Flow, target: Target, reporter: Reporter) -> bool:
-    budget = target.timeout * FLOW_BUDGET_TIMEOUTS
+async def run_flow(
+    name: str, flow: Flow, target: Target, reporter: Reporter, budget: float | None = None
+) -> bool:
+    budget = budget or target.timeout * FLOW_BUDGET_TIMEOUTS
     try:
         await asyncio.wait_for(flow(target, functools.partial(reporter.step, name)), budget)
     except (FlowFailed, RecoveryError) as exc:  # history breaking the protocol is a failed check
@@ -99,6 +126,8 @@ async def run_flow(name: str, flow: Flow, target: Target, reporter: Reporter) ->
 async def run(args: argparse.Namespace, target: Target, out: TextIO) -> int:
     reporter = Reporter(out)
     out.write(f"chat-probe: {args.flow} against {target.base_url}\n")
+    if args.flow == "traffic":
+        return await run_traffic(args, target, reporter)
     flows = dict(FLOWS)
     flows["cross-instance"] = functools.partial(
         cross_instance.run, max_connections=args.connections
@@ -112,6 +141,26 @@ async def run(args: argparse.Namespace, target: Target, out: TextIO) -> int:
             out.write(f"all: PASS ({len(names)} flows)\n")
     out.flush()
     return EXIT_FAILED if failed else EXIT_OK
+
+
+async def run_traffic(args: argparse.Namespace, target: Target, reporter: Reporter) -> int:
+    """The traffic flow runs as long as it is told to: its budget is that time plus the
+    checks afterwards (which may wait for a broker or a gateway host to come back)."""
+    with contextlib.ExitStack() as files:
+        events = (
+            files.enter_context(args.events.open("w", encoding="utf-8")) if args.events else None
+        )
+        flow = functools.partial(
+            traffic.run,
+            until=args.until,
+            duration_s=args.duration,
+            talkers=args.talkers,
+            events=events,
+        )
+        # --until alone: no bound but the test that creates the file (and each wait's own).
+        budget = (args.duration or 24 * 3600.0) + 2 * traffic.GIVE_UP_S
+        passed = await run_flow("traffic", flow, target, reporter, budget)
+    return EXIT_OK if passed else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,9 @@ configured to do what they check against. Nothing is mocked: real process, real 
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +143,34 @@ def test_recovery_with_history_in_a_restarted_server(tmp_path: Path) -> None:
         check_passed(probe("recovery", url), "recovery")
     with chatstack_serve(tmp_path) as url:
         check_passed(probe("recovery", url), "recovery")
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The complete lines written so far (none before the probe has opened the file)."""
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def test_traffic_until_a_stop_file(served: str, tmp_path: Path) -> None:
+    """traffic talks until the file appears, then checks history; its event log counts."""
+    stop, events = tmp_path / "stop", tmp_path / "events.jsonl"
+    command = [script("chat-probe"), "traffic", "--url", served, "--timeout", TIMEOUT_S]
+    command += ["--until", str(stop), "--talkers", "3", "--events", str(events)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 60
+        while sum(e.get("answer") == "ack" for e in read_events(events)) < 10:
+            assert proc.poll() is None and time.monotonic() < deadline, "no 10 acks in 60 s"
+            time.sleep(0.2)
+        stop.touch()
+        stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stdout
+    lines = stdout.splitlines()
+    assert lines[-1] == "traffic: PASS"
+    assert lines[1] == "traffic: ok 3 talkers joined one room on 1 gateway instances"
+    logged = read_events(events)
+    [summary] = [e for e in logged if e["event"] == "summary"]
+    says = [e for e in logged if e["event"] == "say"]
+    assert summary["acked"] == sum(e["answer"] == "ack" for e in says) >= 10
+    assert summary["stored"] == summary["acked"]
+    assert {e["talker"] for e in logged if e["event"] == "connected"} == {"t1", "t2", "t3"}
+    assert f"traffic: ok history holds each of the {summary['acked']} acked messages once" in stdout
