@@ -9,6 +9,8 @@ in
 {
   imports = [
     ../../modules
+    # NixOS's own 127.0.0.2 <hostname> entry, which test VMs keep too.
+    ./nixos-defaults.nix
     fleet.defaults
     fleet.nodes.${nodeName}
   ];
