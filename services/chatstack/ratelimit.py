@@ -7,23 +7,50 @@ from collections import deque
 from collections.abc import Callable
 
 
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; each frame costs one."""
+def _never_stalled() -> float:
+    return 0.0
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; each frame costs one.
+
+    ``stalled`` returns the seconds the server's event loop has spent stalled so far
+    (cumulative). Frames a client sent while the server was not reading arrive all at once
+    afterwards; time spent stalled refills the bucket beyond ``burst``, so a client that
+    kept to the rate is not refused for the server's own delay: the limit measures what the
+    client sent, not when the server got round to reading it.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        stalled: Callable[[], float] = _never_stalled,
+    ):
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate = rate
         self.burst = burst
         self._clock = clock
+        self._stalled = stalled
         self._tokens = float(burst)
         self._updated = clock()
+        self._stalled_at_update = stalled()
 
     def take(self) -> bool:
         now = self._clock()
+        stalled_total = self._stalled()
         elapsed = max(0.0, now - self._updated)
+        stalled = min(elapsed, max(0.0, stalled_total - self._stalled_at_update))
         self._updated = now
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        self._stalled_at_update = stalled_total
+        # Normal time refills up to burst (never taking away credit already given); stalled
+        # time refills without that cap.
+        refilled = min(
+            self._tokens + (elapsed - stalled) * self.rate, max(self._tokens, self.burst)
+        )
+        self._tokens = refilled + stalled * self.rate
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
