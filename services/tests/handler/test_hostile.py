@@ -67,9 +67,7 @@ def test_a_member_that_never_reads_is_closed_with_1013_and_its_backlog_stays_bou
             # Far more than kernel buffers hold (a few MB): the gateway must cut it off.
             while handler.session is not None and not handler.session.closed and sent < 4000:
                 for _ in range(50):
-                    await talker.send(
-                        type="say", room="busy", text=text, client_msg_id=f"m{sent}"
-                    )
+                    await talker.send(type="say", room="busy", text=text, client_msg_id=f"m{sent}")
                     sent += 1
                 await talker.expect("ack", client_msg_id=f"m{sent - 1}", timeout=20)
                 peak = max(peak, _unsent(handler))
