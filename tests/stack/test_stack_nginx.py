@@ -169,7 +169,9 @@ def test_rendered_config_is_sized_and_guarded_from_the_contract(tmp_path: Path) 
 def _status_with_host(stack: Stack, host: str) -> int:
     listen = stack.nginx.site.listen
     with socket.create_connection((listen.host, listen.port), 10) as sock:
-        sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
         head = sock.recv(4096).split(b"\r\n", 1)[0]
     return int(head.split()[1])
 
