@@ -87,17 +87,28 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
 
     def open_connections(self) -> int:
         """Connections still open (a websocket keeps the stream of its handshake)."""
-        self._streams = {stream for stream in self._streams if not stream.closed()}
         return len(self._streams)
 
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
-        if len(self._streams) >= self.max_connections and (
-            self.open_connections() >= self.max_connections
-        ):
+        if len(self._streams) >= self.max_connections:
             self._refuse(stream, address)
             return
-        self._streams.add(stream)
+        self._count_until_closed(stream)
         super().handle_stream(stream, address)
+
+    def _count_until_closed(self, stream: IOStream) -> None:
+        # The stream's single close callback belongs to whoever reads it (HTTP, then the
+        # websocket), so the count hooks close() itself: every way a stream ends (EOF,
+        # error, either side closing) goes through it.
+        self._streams.add(stream)
+        close = stream.close
+        streams = self._streams
+
+        def counted_close(exc_info: Any = False) -> None:
+            streams.discard(stream)
+            close(exc_info)
+
+        stream.close = counted_close  # type: ignore[method-assign]
 
     def _refuse(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         self.refused += 1
@@ -109,6 +120,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
                 self.refused,
                 extra={"event": "http.over_capacity"},
             )
+        # Only up to MAX_REFUSING of these: sweeping them is cheap.
         self._refusing = {s for s in self._refusing if not s.closed()}
         if len(self._refusing) >= MAX_REFUSING:
             stream.close()
