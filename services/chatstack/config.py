@@ -226,6 +226,7 @@ _FIELDS: dict[str, _Field] = {
     "limits.join_burst": _Field(_int(1), _limit("join_burst")),
     "limits.max_unsent_bytes": _Field(_int(1024), _limit("max_unsent_bytes")),
     "limits.max_unsent_frames": _Field(_int(1), _limit("max_unsent_frames")),
+    "limits.send_buffer_bytes": _Field(_int(0), _limit("send_buffer_bytes")),
     "broker.kind": _Field(
         _choice("rabbitmq", "memory"), lambda r: "memory" if r == "serve" else "rabbitmq"
     ),
@@ -294,6 +295,7 @@ class Limits:
     join_burst: int
     max_unsent_bytes: int
     max_unsent_frames: int
+    send_buffer_bytes: int
 
     def announced(self) -> dict[str, Any]:
         """The limits a client learns from the welcome frame."""
@@ -605,6 +607,7 @@ def load_config(
             join_burst=values["limits.join_burst"],
             max_unsent_bytes=values["limits.max_unsent_bytes"],
             max_unsent_frames=values["limits.max_unsent_frames"],
+            send_buffer_bytes=values["limits.send_buffer_bytes"],
         ),
         broker=BrokerConfig(
             kind=kind,

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 # Closing many sockets at once (drain, broker resync): this many per event-loop iteration,
 # so thousands of closes never hold the loop for long.
 CLOSE_BATCH = 100
+# A member closed for not reading gets this long to read its close frame; then, if it still
+# has not read everything, its socket is torn down, REAP_BATCH per loop iteration: dropping
+# a socket fails every write still queued on it (hundreds of futures), and hundreds of
+# those at once would stall the loop.
+REAP_AFTER_S = 1.0
+REAP_BATCH = 10
 # Time kept back from the drain budget for closing the broker connection.
 _BROKER_CLOSE_S = 0.5
 
@@ -59,6 +66,8 @@ class Gateway:
         )
         self.draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._to_reap: deque[Any] = deque()
+        self._reaping = False
         broker.on_delivery = self.deliver
         broker.add_ready_listener(self._ready_changed)
         broker.on_reconnect = self._reconnected
@@ -100,6 +109,21 @@ class Gateway:
             for session in sessions[start : start + CLOSE_BATCH]:
                 session.close(code, reason)
             await asyncio.sleep(0)
+
+    def reap(self, handler: Any) -> None:
+        """Tear down ``handler``'s socket soon (it was closed for not reading)."""
+        self._to_reap.append(handler)
+        if not self._reaping:
+            self._reaping = True
+            asyncio.get_running_loop().call_later(REAP_AFTER_S, self._reap_some)
+
+    def _reap_some(self) -> None:
+        for _ in range(min(REAP_BATCH, len(self._to_reap))):
+            self._to_reap.popleft().abort_if_behind()
+        if self._to_reap:
+            asyncio.get_running_loop().call_soon(self._reap_some)
+        else:
+            self._reaping = False
 
     # --- sockets and addresses -----------------------------------------------------------------
 

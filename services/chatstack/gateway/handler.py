@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any
@@ -65,7 +67,17 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             return
         # Without this every small frame waits for Nagle's algorithm (~40 ms per exchange).
         self.set_nodelay(True)
+        self._limit_kernel_buffer()
         self.session = Session(self.gateway, self)
+
+    def _limit_kernel_buffer(self) -> None:
+        # A fixed SO_SNDBUF turns off autotuning: what a client does not read then piles up
+        # where limits.max_unsent_* see and bound it, not megabytes deep in the kernel.
+        size = self.gateway.limits.send_buffer_bytes
+        stream = self.ws_connection.stream if self.ws_connection is not None else None
+        if size and stream is not None and stream.socket is not None:
+            with contextlib.suppress(OSError):
+                stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         if self.session is not None:
@@ -121,3 +133,12 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             self.session is not None
         ):
             self.session.too_slow(unsent, len(ends))
+            self.gateway.reap(self)
+
+    def abort_if_behind(self) -> None:
+        """Drop the TCP connection now if output is still queued on it; a client that has
+        read everything meanwhile finishes the close handshake (bounded by tornado)."""
+        connection = self.ws_connection
+        stream = connection.stream if connection is not None else None
+        if stream is not None and stream._total_write_index > stream._total_write_done_index:
+            stream.close()

@@ -17,6 +17,8 @@ from ..metrics import Metrics
 
 FanOut = Callable[[str, str], int]
 
+NICKS_PER_ITERATION = 4
+
 
 class PresenceThrottle:
     def __init__(self, window_s: float, fan_out: FanOut, metrics: Metrics) -> None:
@@ -24,7 +26,8 @@ class PresenceThrottle:
         self._fan_out = fan_out
         self._metrics = metrics
         self._pending: dict[str, dict[str, str]] = {}  # room -> nick -> last event
-        self._cooling: dict[str, asyncio.TimerHandle] = {}
+        # Rooms in their window (a timer) or sending what gathered (a callback per batch).
+        self._cooling: dict[str, asyncio.Handle] = {}
 
     def publish(self, room: str, nick: str, event: str) -> None:
         if self.window_s <= 0:
@@ -44,13 +47,23 @@ class PresenceThrottle:
         self._cooling[room] = loop.call_later(self.window_s, self._flush, room)
 
     def _flush(self, room: str) -> None:
-        del self._cooling[room]
         pending = self._pending.pop(room, None)
         if not pending:
+            del self._cooling[room]
             return
-        for nick, event in pending.items():
+        self._send(room, list(pending.items()), 0)
+
+    def _send(self, room: str, events: list[tuple[str, str]], start: int) -> None:
+        # 200 joins to a 200-member room are 40,000 frames: a few nicks per loop iteration.
+        end = start + NICKS_PER_ITERATION
+        for nick, event in events[start:end]:
             self._fan_out(room, protocol.presence(room, nick, event))
-        self._cool(room)
+        if end < len(events):
+            self._cooling[room] = asyncio.get_running_loop().call_soon(
+                self._send, room, events, end
+            )
+        else:
+            self._cool(room)
 
     def close(self) -> None:
         for handle in self._cooling.values():
