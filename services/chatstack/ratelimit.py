@@ -6,6 +6,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+# How long credit for a server stall lasts: the frames sent during the stall are read
+# within moments after it.
+STALL_CREDIT_S = 2.0
+
 
 def _never_stalled() -> float:
     return 0.0
@@ -37,6 +41,7 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = clock()
         self._stalled_at_update = stalled()
+        self._credit_until = 0.0
 
     def take(self) -> bool:
         now = self._clock()
@@ -45,8 +50,13 @@ class TokenBucket:
         stalled = min(elapsed, max(0.0, stalled_total - self._stalled_at_update))
         self._updated = now
         self._stalled_at_update = stalled_total
-        # Normal time refills up to burst (never taking away credit already given); stalled
-        # time refills without that cap.
+        # Normal time refills up to burst; stalled time refills without that cap, for the
+        # backlog that arrives right after the stall. Credit left over after
+        # STALL_CREDIT_S is dropped: it is not a budget to save up.
+        if stalled > 0:
+            self._credit_until = now + STALL_CREDIT_S
+        elif now > self._credit_until:
+            self._tokens = min(self._tokens, float(self.burst))
         refilled = min(
             self._tokens + (elapsed - stalled) * self.rate, max(self._tokens, self.burst)
         )
