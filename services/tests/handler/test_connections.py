@@ -188,3 +188,24 @@ def test_sigterm_waits_for_the_close_handshake(tmp_path: Path) -> None:
         ws.close()
         assert proc.wait(10) == 0
         assert "shutdown.unclosed" not in log_events(log)
+
+
+def test_behind_nginx_connections_are_counted_per_real_client_address(tmp_path: Path) -> None:
+    """With http.xheaders the gateway counts nginx's X-Real-IP, not nginx's own address."""
+    with serve(tmp_path, http__xheaders="true", gateway__max_connections_per_address="2") as (
+        port,
+        _proc,
+        _log,
+    ):
+        first = [
+            RawWebSocket.connect("127.0.0.1", port, headers={"X-Real-IP": "192.0.2.7"})
+            for _ in range(2)
+        ]
+        try:
+            RawWebSocket.connect("127.0.0.1", port, headers={"X-Real-IP": "192.0.2.7"})
+            raise AssertionError("a third websocket for 192.0.2.7 was accepted")
+        except ConnectionRefusedError as exc:
+            assert " 429 " in str(exc), exc
+        other = RawWebSocket.connect("127.0.0.1", port, headers={"X-Real-IP": "192.0.2.8"})
+        for ws in [*first, other]:
+            ws.close()
