@@ -141,7 +141,11 @@ def test_closing_many_sockets_lets_the_loop_run_in_between(tmp_path: Path) -> No
     """Drain closes sessions a batch per loop iteration: other callbacks run meanwhile."""
 
     async def scenario() -> None:
-        async with embedded(tmp_path, gateway__max_connections_per_address="1000") as chat:
+        async with embedded(
+            tmp_path,
+            gateway__max_connections_per_address="1000",
+            gateway__presence_coalesce_ms="0",  # 50 joins in a row: no window to wait for
+        ) as chat:
             clients = [await Client.connect(chat.served.ws) for _ in range(250)]
             for n, client in enumerate(clients[:50]):
                 await client.join("crowd", f"n{n}")
