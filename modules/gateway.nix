@@ -68,6 +68,16 @@ in
             units' stop timeout is derived from it.
           '';
         };
+        options.http.max_connections = chatLib.maxConnectionsOption;
+        options.http.xheaders = lib.mkOption {
+          type = lib.types.bool;
+          default = true;
+          description = ''
+            Take the client address from nginx's `X-Real-IP` (the gateways sit behind the load
+            balancer; `gateway.max_connections_per_address` counts per client address). Keep
+            the gateway ports closed to everyone but the load balancers (`allowedSources`).
+          '';
+        };
       };
       default = { };
       example = lib.literalExpression ''
@@ -143,6 +153,7 @@ in
           configFile = settingsFormat.generate "${unit}.toml" settings;
           inherit credentials;
           shutdownTimeout = settings.http.shutdown_timeout_s;
+          maxConnections = settings.http.max_connections;
         }
       )
     ) cfg.instances;

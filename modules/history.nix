@@ -26,6 +26,7 @@ in
             defaultText = lib.literalMD "`ports.history` of the contract";
             description = "Port the history API listens on.";
           };
+          max_connections = chatLib.maxConnectionsOption;
           shutdown_timeout_s = lib.mkOption {
             type = lib.types.numbers.positive;
             default = 10;
@@ -74,6 +75,7 @@ in
         configFile = settingsFormat.generate "chat-history.toml" cfg.settings;
         credentials = chatLib.amqpCredentials cfg;
         shutdownTimeout = cfg.settings.http.shutdown_timeout_s;
+        maxConnections = cfg.settings.http.max_connections;
       })
       {
         # The SQLite database (WAL); systemd sets $STATE_DIRECTORY for relative paths.

@@ -172,6 +172,17 @@ rec {
     };
   };
 
+  # `http.max_connections` of a service's settings: the cap its unit's LimitNOFILE is sized for.
+  maxConnectionsOption = lib.mkOption {
+    type = lib.types.ints.positive;
+    default = contract.connections.max_per_process;
+    defaultText = lib.literalMD "`connections.max_per_process` of the contract";
+    description = ''
+      Open connections (HTTP and websocket) the service holds; one more is answered 503.
+      The unit's `LimitNOFILE` is this plus the contract's `connections.fd_reserve`.
+    '';
+  };
+
   # The unit of a chatstack Python service: hardened, credentials loaded, config in the store.
   pythonService =
     {
@@ -181,6 +192,7 @@ rec {
       configFile,
       credentials,
       shutdownTimeout,
+      maxConnections,
     }:
     {
       inherit description;
@@ -204,6 +216,9 @@ rec {
         # SIGTERM drains (clients are told to reconnect elsewhere); leave time to finish.
         TimeoutStopSec = "${toString (builtins.ceil shutdownTimeout + 10)}s";
         SyslogIdentifier = name;
+        # Room for every connection the service accepts (http.max_connections; beyond it
+        # it answers 503) plus the descriptors it needs besides (contract connections).
+        LimitNOFILE = maxConnections + contract.connections.fd_reserve;
       };
     };
 

@@ -43,6 +43,9 @@ let
     proxy_next_upstream error timeout http_502 http_503 http_504;
   '';
 
+  # Websockets per client address (the contract's connections.per_address), in one zone.
+  perAddressZone = contract.proxy.per_address_zone;
+
   # /healthz and /readyz: any ready gateway answers (503 only when none is).
   gatewayCheck = {
     proxyPass = "http://${upstreamGateways}";
@@ -139,6 +142,12 @@ in
         message = "contract: proxy.websocket_timeout_s must exceed websocket.ping_interval_s, or nginx closes idle websockets between two pings.";
       }
       {
+        assertion =
+          contract.proxy.worker_connections >= 2 * contract.proxy.max_websockets
+          && contract.proxy.worker_rlimit_nofile >= contract.proxy.worker_connections;
+        message = "contract: proxy.worker_connections must be at least 2 * proxy.max_websockets (client and gateway side of each websocket), and proxy.worker_rlimit_nofile at least proxy.worker_connections.";
+      }
+      {
         assertion = !lib.any unquotable (lib.attrValues headers);
         message = "services.chatstack.loadBalancer: a security header value contains a quote, backslash, `$` or control character.";
       }
@@ -152,6 +161,31 @@ in
       recommendedGzipSettings = lib.mkDefault true;
       # stub_status on 127.0.0.1 for Netdata's nginx collector.
       statusPage = lib.mkDefault true;
+
+      # Sized for contract proxy.max_websockets per load balancer: each websocket holds a
+      # client and a gateway connection (the local stack's nginx renders the same numbers).
+      eventsConfig = ''
+        worker_connections ${toString contract.proxy.worker_connections};
+      '';
+      appendConfig = ''
+        worker_rlimit_nofile ${toString contract.proxy.worker_rlimit_nofile};
+      '';
+      # Refusals at info: under a flood, not one error line per refused socket.
+      commonHttpConfig = ''
+        limit_conn_zone $binary_remote_addr zone=${perAddressZone}:10m;
+        limit_conn_status ${toString contract.proxy.per_address_status};
+        limit_conn_log_level info;
+      '';
+
+      # Any Host name but the chat's (DNS rebinding, scanners) ends here: plain HTTP is
+      # answered with the contract's status, TLS is refused at the handshake (no certificate
+      # of the chat is shown for a foreign name).
+      virtualHosts.chatstack-unknown-host = {
+        default = true;
+        serverName = "_";
+        rejectSSL = true;
+        locations."/".return = contract.proxy.unknown_host_status;
+      };
 
       upstreams.${upstreamGateways}.servers = upstreamServers cfg.gatewayServers;
       upstreams.${upstreamHistory}.servers = upstreamServers cfg.historyServers;
@@ -177,6 +211,7 @@ in
           extraConfig = failoverConfig + ''
             proxy_read_timeout ${websocketTimeout};
             proxy_send_timeout ${websocketTimeout};
+            limit_conn ${perAddressZone} ${toString contract.connections.per_address};
           '';
         };
 
@@ -194,6 +229,9 @@ in
         extraConfig = headerConfig;
       };
     };
+
+    # nginx holds up to worker_rlimit_nofile descriptors (the unit's default limit is lower).
+    systemd.services.nginx.serviceConfig.LimitNOFILE = contract.proxy.worker_rlimit_nofile;
 
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
       80

@@ -138,6 +138,25 @@ def _origins(value: Any, from_env: bool) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _hosts(value: Any, from_env: bool) -> tuple[str, ...] | None:
+    expected = 'a list of host names like ["chat.example.com"], or ["*"] for any'
+    if from_env and isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        except ValueError:
+            raise _Invalid(expected) from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Invalid(expected)
+    hosts = [v.strip().lower().rstrip(".") for v in value if v.strip()]
+    if "*" in hosts:
+        return None  # any Host: the proxy in front checks it
+    for host in hosts:
+        if not host or any(ch in host for ch in "/:@ ") or host.startswith("."):
+            raise _Invalid(expected + f" (a bare host name without port, got {host!r})")
+    return tuple(hosts)
+
+
 # --- the schema ----------------------------------------------------------------------------
 
 
@@ -153,6 +172,16 @@ def _const(value: Any) -> Callable[[str], Any]:
 
 def _limit(name: str) -> Callable[[str], Any]:
     return lambda role: contract.section("limits")[name]
+
+
+def _connections(name: str) -> Callable[[str], Any]:
+    return lambda role: contract.section("connections")[name]
+
+
+def _default_hosts(role: str) -> tuple[str, ...] | None:
+    # The embedded server is what a browser reaches directly: DNS rebinding must not reach
+    # it. The services behind nginx leave the Host check to nginx's default server.
+    return () if role == "serve" else None
 
 
 def _default_port(role: str) -> int:
@@ -171,6 +200,11 @@ _FIELDS: dict[str, _Field] = {
     "http.xheaders": _Field(_bool, _const(False)),
     "http.shutdown_timeout_s": _Field(_positive_float, _const(10.0)),
     "http.static_dir": _Field(_string, _const("")),
+    "http.max_connections": _Field(_int(1), _connections("max_per_process")),
+    "http.header_timeout_s": _Field(
+        _positive_float, lambda r: float(contract.section("connections")["header_timeout_s"])
+    ),
+    "http.allowed_hosts": _Field(_hosts, _default_hosts),
     "gateway.allowed_origins": _Field(_origins, _const(())),
     "gateway.ping_interval_s": _Field(
         _positive_float, lambda r: float(contract.section("websocket")["ping_interval_s"])
@@ -179,6 +213,8 @@ _FIELDS: dict[str, _Field] = {
         _positive_float, lambda r: float(contract.section("websocket")["ping_timeout_s"])
     ),
     "gateway.idempotency_ttl_s": _Field(_positive_float, _const(600.0)),
+    "gateway.max_connections_per_address": _Field(_int(1), _connections("per_address")),
+    "gateway.presence_coalesce_ms": _Field(_int(0, 60000), _limit("presence_coalesce_ms")),
     "limits.max_text_bytes": _Field(_int(1), _limit("max_text_bytes")),
     "limits.max_rooms": _Field(_int(1), _limit("max_rooms")),
     "limits.rate_per_s": _Field(_positive_float, _limit("rate_per_s")),
@@ -186,6 +222,11 @@ _FIELDS: dict[str, _Field] = {
     "limits.max_errors": _Field(_int(1), _limit("max_errors")),
     "limits.abuse_window_s": _Field(_positive_float, _limit("abuse_window_s")),
     "limits.max_frame_bytes": _Field(_int(256), _limit("max_frame_bytes")),
+    "limits.join_rate_per_s": _Field(_positive_float, _limit("join_rate_per_s")),
+    "limits.join_burst": _Field(_int(1), _limit("join_burst")),
+    "limits.max_unsent_bytes": _Field(_int(1024), _limit("max_unsent_bytes")),
+    "limits.max_unsent_frames": _Field(_int(1), _limit("max_unsent_frames")),
+    "limits.send_buffer_bytes": _Field(_int(0), _limit("send_buffer_bytes")),
     "broker.kind": _Field(
         _choice("rabbitmq", "memory"), lambda r: "memory" if r == "serve" else "rabbitmq"
     ),
@@ -225,6 +266,10 @@ class HttpConfig:
     xheaders: bool
     shutdown_timeout_s: float
     static_dir: Path | None
+    max_connections: int
+    header_timeout_s: float
+    # None: any Host (checked by the proxy in front); else these names, localhost and IPs.
+    allowed_hosts: tuple[str, ...] | None
 
 
 @dataclass(frozen=True)
@@ -233,6 +278,8 @@ class GatewayConfig:
     ping_interval_s: float
     ping_timeout_s: float
     idempotency_ttl_s: float
+    max_connections_per_address: int
+    presence_coalesce_ms: int
 
 
 @dataclass(frozen=True)
@@ -244,6 +291,11 @@ class Limits:
     max_errors: int
     abuse_window_s: float
     max_frame_bytes: int
+    join_rate_per_s: float
+    join_burst: int
+    max_unsent_bytes: int
+    max_unsent_frames: int
+    send_buffer_bytes: int
 
     def announced(self) -> dict[str, Any]:
         """The limits a client learns from the welcome frame."""
@@ -531,12 +583,17 @@ def load_config(
             xheaders=values["http.xheaders"],
             shutdown_timeout_s=values["http.shutdown_timeout_s"],
             static_dir=static_dir,
+            max_connections=values["http.max_connections"],
+            header_timeout_s=values["http.header_timeout_s"],
+            allowed_hosts=values["http.allowed_hosts"],
         ),
         gateway=GatewayConfig(
             allowed_origins=values["gateway.allowed_origins"],
             ping_interval_s=values["gateway.ping_interval_s"],
             ping_timeout_s=values["gateway.ping_timeout_s"],
             idempotency_ttl_s=values["gateway.idempotency_ttl_s"],
+            max_connections_per_address=values["gateway.max_connections_per_address"],
+            presence_coalesce_ms=values["gateway.presence_coalesce_ms"],
         ),
         limits=Limits(
             max_text_bytes=values["limits.max_text_bytes"],
@@ -546,6 +603,11 @@ def load_config(
             max_errors=values["limits.max_errors"],
             abuse_window_s=values["limits.abuse_window_s"],
             max_frame_bytes=values["limits.max_frame_bytes"],
+            join_rate_per_s=values["limits.join_rate_per_s"],
+            join_burst=values["limits.join_burst"],
+            max_unsent_bytes=values["limits.max_unsent_bytes"],
+            max_unsent_frames=values["limits.max_unsent_frames"],
+            send_buffer_bytes=values["limits.send_buffer_bytes"],
         ),
         broker=BrokerConfig(
             kind=kind,

@@ -11,6 +11,10 @@ from collections.abc import Awaitable, Callable
 import tornado.httpserver
 import tornado.web
 
+from . import contract
+from .config import HttpConfig
+from .httpserver import GuardedHTTPServer, ensure_descriptors
+from .metrics import Metrics
 from .sdnotify import Readiness
 
 log = logging.getLogger(__name__)
@@ -21,13 +25,23 @@ class ListenError(Exception):
 
 
 def listen(
-    app: tornado.web.Application, host: str, port: int, xheaders: bool
+    app: tornado.web.Application, http: HttpConfig, metrics: Metrics | None = None
 ) -> tornado.httpserver.HTTPServer:
-    server = tornado.httpserver.HTTPServer(app, xheaders=xheaders)
+    """Listen on http.host:http.port with the connection cap and timeouts of ``http``."""
+    ensure_descriptors(http.max_connections, int(contract.section("connections")["fd_reserve"]))
+    server = GuardedHTTPServer(
+        app,
+        xheaders=http.xheaders,
+        max_connections=http.max_connections,
+        header_timeout_s=http.header_timeout_s,
+        metrics=metrics,
+    )
     try:
-        server.listen(port, host)
+        server.listen(http.port, http.host)
     except (OSError, socket.gaierror) as exc:
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ListenError(
+            f"cannot listen on {http.host}:{http.port}: {exc.strerror or exc}"
+        ) from None
     return server
 
 

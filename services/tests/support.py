@@ -198,9 +198,27 @@ class Embedded:
     hub: Any
 
 
+def recording_metrics() -> Any:
+    """Metrics that check names against the contract (as the real ones do) and count them."""
+    from collections import Counter
+
+    from chatstack.metrics import Metrics
+
+    class Recording(Metrics):
+        def __init__(self) -> None:
+            super().__init__()
+            self.counts: Counter[str] = Counter()
+
+        def incr(self, template: str, count: int = 1, **fields: Any) -> None:
+            super().incr(template, count, **fields)
+            self.counts[template.format(**fields) if fields else template] += count
+
+    return Recording()
+
+
 @contextlib.asynccontextmanager
 async def embedded(
-    tmp: Path, clock: Callable[[], float] | None = None, **env: str
+    tmp: Path, clock: Callable[[], float] | None = None, metrics: Any = None, **env: str
 ) -> AsyncIterator[Embedded]:
     """The embedded default (gateway + history + in-memory broker) on a free port."""
     import time
@@ -213,7 +231,7 @@ async def embedded(
     from chatstack.web.app import make_embedded_app
 
     config = make_config("serve", tmp, **env)
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     hub = MemoryHub()
     gateway = Gateway(config, hub.gateway(), metrics, clock or time.time)
     history = HistoryService(HistoryStore(config.history_database), hub.history(), metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -15,6 +16,9 @@ import pytest
 from chatstack.devstack import contract as contract_mod
 from chatstack.devstack import nginx
 from chatstack.devstack.stack import Stack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "tests"))
+from rawws import RawWebSocket
 
 REPO = Path(__file__).resolve().parents[2]
 GIXY_REQUIREMENTS = Path(__file__).with_name("gixy-requirements.txt")
@@ -136,3 +140,83 @@ def test_render_refuses_a_header_value_that_would_break_the_config(
                       nginx.Upstream("127.0.0.1", 3), tmp_path, tmp_path)  # fmt: skip
     with pytest.raises(ValueError, match="X-Frame-Options"):
         nginx.render(contract, site)
+
+
+def test_rendered_config_is_sized_and_guarded_from_the_contract(tmp_path: Path) -> None:
+    contract = contract_mod.load()
+    site = nginx.Site(
+        listen=nginx.Upstream("127.0.0.1", 1),
+        gateways=(nginx.Upstream("127.0.0.1", 2),),
+        history=nginx.Upstream("127.0.0.1", 4),
+        static_dir=tmp_path,
+        prefix=tmp_path,
+    )
+    text = nginx.render(contract, site)
+    proxy = contract["proxy"]
+    assert proxy["worker_connections"] >= 2 * proxy["max_websockets"] >= 20000
+    assert f"worker_connections {proxy['worker_connections']};" in text
+    assert f"worker_rlimit_nofile {proxy['worker_rlimit_nofile']};" in text
+    zone = proxy["per_address_zone"]
+    assert f"limit_conn {zone} {contract['connections']['per_address']};" in text
+    assert "listen 127.0.0.1:1 default_server;" in text
+    assert f"return {proxy['unknown_host_status']};" in text
+    too_small = copy.deepcopy(contract)
+    too_small["proxy"]["worker_connections"] = proxy["max_websockets"]
+    with pytest.raises(ValueError, match="worker_connections"):
+        nginx.render(too_small, site)
+
+
+def _status_with_host(stack: Stack, host: str) -> int:
+    listen = stack.nginx.site.listen
+    with socket.create_connection((listen.host, listen.port), 10) as sock:
+        sock.sendall(
+            f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
+        head = sock.recv(4096).split(b"\r\n", 1)[0]
+    return int(head.split()[1])
+
+
+@pytest.mark.stack
+def test_unknown_host_names_are_refused(stack: Stack) -> None:
+    port = stack.nginx.site.listen.port
+    assert _status_with_host(stack, f"127.0.0.1:{port}") == 200
+    assert _status_with_host(stack, f"localhost:{port}") == 200
+    refused = contract_mod.load()["proxy"]["unknown_host_status"]
+    assert _status_with_host(stack, f"evil.example:{port}") == refused
+
+
+@pytest.mark.stack
+def test_websockets_per_address_are_limited_by_nginx(stack: Stack) -> None:
+    contract = contract_mod.load()
+    per_address = int(contract["connections"]["per_address"])
+    listen = stack.nginx.site.listen
+    held: list[RawWebSocket] = []
+    refusal = ""
+    try:
+        for _ in range(per_address + 5):
+            try:
+                held.append(RawWebSocket.connect(listen.host, listen.port))
+            except ConnectionRefusedError as exc:
+                refusal = str(exc)
+                break
+    finally:
+        for ws in held:
+            ws.close()
+    assert str(contract["proxy"]["per_address_status"]) in refusal, refusal
+    # Other tests' sockets may still be closing: a few fewer, never more.
+    assert per_address - 5 <= len(held) <= per_address
+
+
+@pytest.mark.stack
+def test_nginx_holds_more_connections_than_the_old_1024(stack: Stack) -> None:
+    """The stack's nginx had 1 worker x 1024 worker_connections (~480 websockets)."""
+    listen = stack.nginx.site.listen
+    idle = []
+    try:
+        for _ in range(1100):
+            idle.append(socket.create_connection((listen.host, listen.port), 10))
+        # nginx accepted them all and still serves a new one.
+        assert _status_with_host(stack, f"127.0.0.1:{listen.port}") == 200
+    finally:
+        for sock in idle:
+            sock.close()

@@ -21,9 +21,7 @@ async def serve(config: Config) -> None:
     stop = stop_on_signals()
     metrics = Metrics(config.statsd)
     gateway = Gateway(config, RabbitGatewayBroker(config.broker), metrics)
-    server = listen(
-        make_gateway_app(config, gateway), config.http.host, config.http.port, config.http.xheaders
-    )
+    server = listen(make_gateway_app(config, gateway), config.http, metrics)
     readiness = Readiness()
     gateway.broker.add_ready_listener(
         lambda ready: readiness.changed(ready, "broker connected" if ready else "broker lost")

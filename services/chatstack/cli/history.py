@@ -27,12 +27,7 @@ async def serve(config: Config) -> None:
         metrics,
         config.instance,
     )
-    server = listen(
-        make_history_app(config, history, metrics),
-        config.http.host,
-        config.http.port,
-        config.http.xheaders,
-    )
+    server = listen(make_history_app(config, history, metrics), config.http, metrics)
     readiness = Readiness()
     history.broker.add_ready_listener(
         lambda ready: readiness.changed(

@@ -32,7 +32,7 @@ async def serve(config: Config) -> None:
         HistoryStore(config.history_database), hub.history(), metrics, config.instance
     )
     app = make_embedded_app(config, gateway, history, metrics)
-    server = listen(app, config.http.host, config.http.port, config.http.xheaders)
+    server = listen(app, config.http, metrics)
     await history.start()
     await gateway.start()
     Readiness().changed(True, "serving")

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,9 +20,23 @@ from ..config import Config
 from ..ids import IdGenerator
 from ..metrics import Metrics
 from .idempotency import IdempotencyCache
+from .loopwatch import LoopWatch
+from .presence import PresenceThrottle
 from .rooms import Rooms
 
 log = logging.getLogger(__name__)
+
+# Closing many sockets at once (drain, broker resync): this many per event-loop iteration,
+# so thousands of closes never hold the loop for long.
+CLOSE_BATCH = 100
+# A member closed for not reading gets this long to read its close frame; then, if it still
+# has not read everything, its socket is torn down, REAP_BATCH per loop iteration: dropping
+# a socket fails every write still queued on it (hundreds of futures), and hundreds of
+# those at once would stall the loop.
+REAP_AFTER_S = 1.0
+REAP_BATCH = 10
+# Time kept back from the drain budget for closing the broker connection.
+_BROKER_CLOSE_S = 0.5
 
 
 class Gateway:
@@ -42,8 +57,17 @@ class Gateway:
         self.idempotency = IdempotencyCache(config.gateway.idempotency_ttl_s)
         self.ids = IdGenerator(clock)
         self.sessions: set[Any] = set()
+        # Websocket handlers whose TCP connection is still open, and how many per address.
+        self.sockets: set[Any] = set()
+        self.per_address: dict[str, int] = {}
+        self.loopwatch = LoopWatch(self.metrics)
+        self.presence = PresenceThrottle(
+            config.gateway.presence_coalesce_ms / 1000, self.rooms.fan_out, self.metrics
+        )
         self.draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._to_reap: deque[Any] = deque()
+        self._reaping = False
         broker.on_delivery = self.deliver
         broker.add_ready_listener(self._ready_changed)
         broker.on_reconnect = self._reconnected
@@ -52,18 +76,74 @@ class Gateway:
 
     async def start(self) -> None:
         self.metrics.gauge("gateway.ready.{instance}", 0, instance=self.instance)
+        self.loopwatch.start()
         await self.broker.start()
 
     async def drain(self, timeout: float) -> None:
-        """Stop taking frames, tell every client to reconnect elsewhere, finish publishes."""
+        """Stop taking frames, tell every client to reconnect elsewhere, finish publishes,
+        and wait (bounded) for the clients' close replies: a socket torn down before the
+        close handshake completes is reported to the page as 1006, not 1012."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout - _BROKER_CLOSE_S)
         self.draining = True
-        code = protocol_close_code("close_service_restart")
-        for session in list(self.sessions):
-            session.close(code, "server restarting, reconnect")
+        await self.close_all(protocol_close_code("close_service_restart"), "server restarting")
         pending = [task for task in self._tasks if not task.done()]
         if pending:
-            await asyncio.wait(pending, timeout=timeout)
+            await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        while self.sockets and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.sockets:
+            log.warning(
+                "%d client(s) did not complete the close handshake in time",
+                len(self.sockets),
+                extra={"event": "shutdown.unclosed"},
+            )
+        self.presence.close()
+        self.loopwatch.stop()
         await self.broker.close()
+
+    async def close_all(self, code: int, reason: str) -> None:
+        """Close every session, a batch per loop iteration."""
+        sessions = list(self.sessions)
+        for start in range(0, len(sessions), CLOSE_BATCH):
+            for session in sessions[start : start + CLOSE_BATCH]:
+                session.close(code, reason)
+            await asyncio.sleep(0)
+
+    def reap(self, handler: Any) -> None:
+        """Tear down ``handler``'s socket soon (it was closed for not reading)."""
+        self._to_reap.append(handler)
+        if not self._reaping:
+            self._reaping = True
+            asyncio.get_running_loop().call_later(REAP_AFTER_S, self._reap_some)
+
+    def _reap_some(self) -> None:
+        for _ in range(min(REAP_BATCH, len(self._to_reap))):
+            self._to_reap.popleft().abort_if_behind()
+        if self._to_reap:
+            asyncio.get_running_loop().call_soon(self._reap_some)
+        else:
+            self._reaping = False
+
+    # --- sockets and addresses -----------------------------------------------------------------
+
+    def admits(self, address: str) -> bool:
+        """Whether ``address`` may open one more websocket (gateway.max_connections_per_address)."""
+        return self.per_address.get(address, 0) < self.config.gateway.max_connections_per_address
+
+    def socket_opened(self, handler: Any, address: str) -> None:
+        self.sockets.add(handler)
+        self.per_address[address] = self.per_address.get(address, 0) + 1
+
+    def socket_closed(self, handler: Any, address: str) -> None:
+        if handler not in self.sockets:
+            return
+        self.sockets.discard(handler)
+        left = self.per_address.get(address, 1) - 1
+        if left > 0:
+            self.per_address[address] = left
+        else:
+            self.per_address.pop(address, None)
 
     def _ready_changed(self, ready: bool) -> None:
         self.metrics.gauge("gateway.ready.{instance}", 1 if ready else 0, instance=self.instance)
@@ -89,8 +169,7 @@ class Gateway:
                 extra={"event": "broker.resync"},
             )
         code = protocol_close_code("close_service_restart")
-        for session in sessions:
-            session.close(code, "broker reconnected, reconnect to catch up")
+        self.spawn(self.close_all(code, "broker reconnected, reconnect to catch up"))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a per-frame coroutine, tracked so SIGTERM can wait for it."""
@@ -117,7 +196,11 @@ class Gateway:
             if kind == "message":
                 frame = self._message_frame(room, payload)
             elif kind == "presence":
-                frame = protocol.presence(room, payload["nick"], payload["event"])
+                nick, event = payload["nick"], payload["event"]
+                if not isinstance(nick, str) or event not in ("join", "leave"):
+                    raise ValueError(f"bad presence {nick!r} {event!r}")
+                self.presence.publish(room, nick, event)
+                return
             else:
                 raise ValueError(f"unknown kind {kind!r}")
         except (ValueError, KeyError, TypeError) as exc:

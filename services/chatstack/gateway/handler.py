@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
 import tornado.websocket
 from tornado.iostream import StreamClosedError
 
+from .. import contract
 from .core import Gateway, protocol_close_code
 from .session import Session
 
@@ -22,6 +26,25 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     def initialize(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.session: Session | None = None
+        self.address = ""
+        # Stream write offsets at which frames end, while the client is behind (see send_text).
+        self._frame_ends: deque[int] = deque()
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        # The client address (X-Real-IP from nginx with http.xheaders): one address may not
+        # hold every connection of this gateway.
+        self.address = self.request.remote_ip or ""
+        if not self.gateway.admits(self.address):
+            self.gateway.metrics.incr("gateway.refused.per_address")
+            log.info(
+                "refused websocket: %s holds too many",
+                self.address,
+                extra={"event": "ws.per_address_refused"},
+            )
+            self.set_status(int(contract.section("proxy")["per_address_status"]))
+            self.finish({"error": {"code": "too_many_connections", "detail": "per address"}})
+            return
+        await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
         allowed = self.gateway.origin_allowed(origin)
@@ -38,12 +61,23 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         return None
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self.gateway.socket_opened(self, self.address)
         if self.gateway.draining:
             self.close(protocol_close_code("close_service_restart"), "server restarting")
             return
         # Without this every small frame waits for Nagle's algorithm (~40 ms per exchange).
         self.set_nodelay(True)
+        self._limit_kernel_buffer()
         self.session = Session(self.gateway, self)
+
+    def _limit_kernel_buffer(self) -> None:
+        # A fixed SO_SNDBUF turns off autotuning: what a client does not read then piles up
+        # where limits.max_unsent_* see and bound it, not megabytes deep in the kernel.
+        size = self.gateway.limits.send_buffer_bytes
+        stream = self.ws_connection.stream if self.ws_connection is not None else None
+        if size and stream is not None and stream.socket is not None:
+            with contextlib.suppress(OSError):
+                stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         if self.session is not None:
@@ -52,7 +86,16 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         # hold the loop for a whole buffer of frames while others wait.
         return asyncio.sleep(0)
 
+    def on_ping(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.control_frame()
+
+    def on_pong(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.control_frame()
+
     def on_close(self) -> None:
+        self.gateway.socket_closed(self, self.address)
         if self.session is not None:
             self.session.disconnected()
 
@@ -68,4 +111,34 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             # own future (tornado silences its errors on close), so no task is created.
             connection._write_frame(True, _TEXT_OPCODE, text.encode("utf-8"))  # type: ignore[attr-defined]
         except StreamClosedError:
-            pass
+            return
+        # What the kernel did not take stays in tornado's buffer: bound it. The counters are
+        # tornado's (IOStream), read rather than adding a callback to every write.
+        stream = connection.stream
+        if stream is None:
+            return
+        written = stream._total_write_index
+        unsent = written - stream._total_write_done_index
+        ends = self._frame_ends
+        if not unsent:
+            if ends:
+                ends.clear()
+            return
+        ends.append(written)
+        done = stream._total_write_done_index
+        while ends and ends[0] <= done:
+            ends.popleft()
+        limits = self.gateway.limits
+        if (unsent > limits.max_unsent_bytes or len(ends) > limits.max_unsent_frames) and (
+            self.session is not None
+        ):
+            self.session.too_slow(unsent, len(ends))
+            self.gateway.reap(self)
+
+    def abort_if_behind(self) -> None:
+        """Drop the TCP connection now if output is still queued on it; a client that has
+        read everything meanwhile finishes the close handshake (bounded by tornado)."""
+        connection = self.ws_connection
+        stream = connection.stream if connection is not None else None
+        if stream is not None and stream._total_write_index > stream._total_write_done_index:
+            stream.close()

@@ -37,7 +37,10 @@ class Session:
         self.conn = "c" + secrets.token_hex(6)
         self.rooms: dict[str, str] = {}  # room -> nick
         limits = gateway.limits
-        self.bucket = TokenBucket(limits.rate_per_s, limits.burst)
+        stalled = gateway.loopwatch.stalled
+        self.bucket = TokenBucket(limits.rate_per_s, limits.burst, stalled=stalled)
+        # Joins and leaves each tell a whole room: a tighter budget of their own on top.
+        self.join_bucket = TokenBucket(limits.join_rate_per_s, limits.join_burst, stalled=stalled)
         self.abuse = AbuseMeter(limits.max_errors, limits.abuse_window_s)
         self.closed = False
         gateway.sessions.add(self)
@@ -70,13 +73,41 @@ class Session:
     def error(self, code: str, detail: str, room: str | None = None) -> None:
         """Refused because of what the client sent; sustained, it closes the socket."""
         self._send_error(code, detail, room)
-        if self.abuse.record() and not self.closed:
-            self.gateway.metrics.incr("gateway.closed.policy")
-            log.warning(
-                "closing abusive connection",
-                extra={"event": "ws.policy_close", "conn": self.conn},
-            )
-            self.close(protocol_close_code("close_policy_violation"), "too many invalid frames")
+        if self.abuse.record():
+            self._policy_close("too many invalid frames")
+
+    def too_slow(self, unsent_bytes: int, unsent_frames: int) -> None:
+        """The client does not read what it is sent: close before its backlog grows."""
+        if self.closed:
+            return
+        self.gateway.metrics.incr("gateway.closed.slow_reader")
+        log.warning(
+            "closing a connection that does not read: %d bytes in %d frames unsent",
+            unsent_bytes,
+            unsent_frames,
+            extra={"event": "ws.slow_reader_close", "conn": self.conn},
+        )
+        self.close(protocol_close_code("close_try_again_later"), "not reading fast enough")
+
+    def control_frame(self) -> None:
+        """A ping or pong from the client: it costs a token like any frame. Over budget it
+        gets no answer of its own (that would double a flood) but counts as an error."""
+        if self.closed or self.bucket.take():
+            return
+        self.gateway.metrics.incr("gateway.errors.{code}", code="rate_limited")
+        if self.abuse.record():
+            self._policy_close("too many control frames")
+
+    def _policy_close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.gateway.metrics.incr("gateway.closed.policy")
+        log.warning(
+            "closing abusive connection: %s",
+            reason,
+            extra={"event": "ws.policy_close", "conn": self.conn},
+        )
+        self.close(protocol_close_code("close_policy_violation"), reason)
 
     def close(self, code: int, reason: str) -> None:
         if not self.closed:
@@ -95,6 +126,14 @@ class Session:
             frame = protocol.parse_client_frame(raw, self.gateway.rules)
         except protocol.ProtocolError as exc:
             self.error(exc.code, exc.detail)
+            return
+        if isinstance(frame, protocol.Join | protocol.Leave) and not self.join_bucket.take():
+            limits = self.gateway.limits
+            self.error(
+                "join_rate_limited",
+                f"at most {limits.join_rate_per_s} joins/leaves per second",
+                frame.room,
+            )
             return
         if isinstance(frame, protocol.Join):
             self._join(frame)

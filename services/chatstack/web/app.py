@@ -15,6 +15,7 @@ from ..gateway.handler import ChatSocketHandler
 from ..history.api import MessagesHandler, messages_route
 from ..history.service import HistoryService
 from ..metrics import Metrics
+from .guards import SecurityHeaders, host_checked
 from .health import HealthHandler, ReadyHandler
 
 
@@ -26,11 +27,17 @@ def client_dir(config: Config) -> Path:
 
 
 class ClientHandler(tornado.web.StaticFileHandler):
+    # The security headers are on every response (guards.SecurityHeaders).
     def set_extra_headers(self, path: str) -> None:
-        # The embedded server is the whole origin: send what nginx sends in production.
-        for name, value in contract.section("proxy")["headers"].items():
-            self.set_header(name, value)
         self.set_header("Cache-Control", "no-cache")
+
+
+def _application(config: Config, routes: list[Any], metrics: Metrics) -> tornado.web.Application:
+    return tornado.web.Application(
+        host_checked(routes, config.http.allowed_hosts, metrics),
+        transforms=[SecurityHeaders],
+        **_settings(config),
+    )
 
 
 def _settings(config: Config) -> dict[str, Any]:
@@ -65,7 +72,7 @@ def make_gateway_app(config: Config, gateway: Gateway) -> tornado.web.Applicatio
         "shutting down": lambda: not gateway.draining,
     }
     routes = _gateway_routes(gateway) + _health_routes(config.instance, checks)
-    return tornado.web.Application(routes, **_settings(config))
+    return _application(config, routes, gateway.metrics)
 
 
 def make_history_app(
@@ -76,7 +83,7 @@ def make_history_app(
         "store not open": lambda: history.store.is_open,
     }
     routes = _history_routes(history, metrics) + _health_routes(config.instance, checks)
-    return tornado.web.Application(routes, **_settings(config))
+    return _application(config, routes, metrics)
 
 
 def make_embedded_app(
@@ -101,4 +108,4 @@ def make_embedded_app(
             )
         ]
     )
-    return tornado.web.Application(routes, **_settings(config))
+    return _application(config, routes, metrics)

@@ -122,6 +122,10 @@ def error(role: str, path: Path | None = None, env: dict[str, str] | None = None
             "origins",
         ),
         ({"CHATSTACK_GATEWAY__PING_TIMEOUT_S": "99"}, "gateway.ping_timeout_s", "at most"),
+        ({"CHATSTACK_HTTP__ALLOWED_HOSTS": "chat.example.com:8080"}, "http.allowed_hosts", "host"),
+        ({"CHATSTACK_HTTP__ALLOWED_HOSTS": "[nope"}, "http.allowed_hosts", "host names"),
+        ({"CHATSTACK_HTTP__MAX_CONNECTIONS": "0"}, "http.max_connections", "an integer >= 1"),
+        ({"CHATSTACK_LIMITS__MAX_UNSENT_BYTES": "10"}, "limits.max_unsent_bytes", ">= 1024"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(
@@ -236,3 +240,12 @@ def test_check_config(tmp_path: Path) -> None:
     result = run_cli("chatstack", "check-config", "gateway", "--config", str(good))
     assert result.returncode == 2
     assert "broker.password_file" in result.stderr
+
+
+def test_host_names_default_by_role_and_parse() -> None:
+    assert load_config("serve", environ={}).http.allowed_hosts == ()
+    assert load_config("serve", environ={}).http.max_connections > 0
+    env = {"CHATSTACK_HTTP__ALLOWED_HOSTS": '["Chat.Example.com.", "lan"]'}
+    assert load_config("serve", environ=env).http.allowed_hosts == ("chat.example.com", "lan")
+    any_host = {"CHATSTACK_HTTP__ALLOWED_HOSTS": "*"}
+    assert load_config("serve", environ=any_host).http.allowed_hosts is None

@@ -72,7 +72,7 @@ def test_every_documented_code_exists_in_the_contract() -> None:
     documented = {
         "bad_json", "bad_frame", "unknown_type", "bad_room", "bad_nick", "bad_text",
         "text_too_long", "bad_client_msg_id", "too_many_rooms", "not_joined",
-        "rate_limited", "unavailable",
+        "rate_limited", "unavailable", "join_rate_limited",
     }  # fmt: skip
     assert documented == CODES
 

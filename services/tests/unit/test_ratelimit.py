@@ -44,3 +44,23 @@ def test_abuse_meter_window() -> None:
     assert not meter.record()
     assert not meter.record()
     assert meter.record()
+
+
+def test_time_the_server_stalled_is_credited_beyond_the_burst() -> None:
+    """A client sending 1/s under a 2/s limit while the server did not read for 5 s: its
+    frames arrive at once afterwards and are all accepted; normal time still caps at burst."""
+    clock = Clock()
+    stalled = [0.0]
+    bucket = TokenBucket(rate=2.0, burst=2, clock=clock, stalled=lambda: stalled[0])
+    clock.now, stalled[0] = 5.0, 5.0
+    assert sum(bucket.take() for _ in range(5)) == 5
+    # The credit is spent; without a stall the burst is the cap again.
+    clock.now = 100.0
+    assert sum(bucket.take() for _ in range(10)) == 2
+
+
+def test_without_a_stall_a_backlog_is_refused_beyond_the_burst() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=2.0, burst=2, clock=clock)
+    clock.now = 5.0
+    assert sum(bucket.take() for _ in range(5)) == 2

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from chatstack import contract
 
-from ..client import ChatClient, Clients
+from ..client import ChatClient, Clients, presence_of
 from ..report import FlowFailed, Step
 from ..target import Target, unique_room
 from .common import check_exactly_once, settle
@@ -25,6 +25,9 @@ from .common import check_exactly_once, settle
 # Upper bound of invalid frames sent to provoke the 1008 close: far above any sane
 # limits.max_errors, low enough to finish quickly when the close never comes.
 SUSTAINED_MAX_FRAMES = 2000
+
+# Paced joins sent at most to exhaust the join budget (limits.join_burst, not announced).
+JOIN_FLOOD_MAX = 200
 
 Provoke = Callable[[ChatClient, str], Awaitable[None]]
 
@@ -125,6 +128,29 @@ async def _rate_limited(c: ChatClient, room: str) -> None:
     await asyncio.sleep(2 / float(c.limits["rate_per_s"]))
 
 
+async def _join_rate_limited(c: ChatClient, room: str) -> None:
+    """Joins (each one tells a whole room) have a tighter budget than other frames: joins
+    paced under ``limits.rate_per_s`` are refused once the join budget is spent."""
+    for _ in range(JOIN_FLOOD_MAX):
+        since = c.mark()
+        # Joined already with this nick: the answer is our own presence again.
+        await c.send({"type": "join", "room": room, "nick": c.name})
+        frame = await c.wait_for(
+            lambda f: f["type"] == "error" or presence_of(room, c.name, "join")(f),
+            "answer to a repeated join",
+            since=since,
+            fail_on_error=False,
+        )
+        if frame["type"] == "error":
+            if frame.get("code") != "join_rate_limited":
+                raise FlowFailed(
+                    f"{c.name}: paced joins: error code={frame.get('code')!r}, "
+                    "expected join_rate_limited"
+                )
+            return
+    raise FlowFailed(f"{c.name}: {JOIN_FLOOD_MAX} paced joins and none was join_rate_limited")
+
+
 def _checks() -> list[tuple[str, Provoke]]:
     return [
         ("bad_json", _bad_json),
@@ -149,6 +175,7 @@ def _checks() -> list[tuple[str, Provoke]]:
         ("too_many_rooms", _too_many_rooms),
         ("not_joined", _not_joined),
         ("rate_limited", _rate_limited),
+        ("join_rate_limited", _join_rate_limited),
     ]
 
 
