@@ -32,6 +32,8 @@ in
     environment = {
       CHATSTACK_INSTANCE = "app-${release.generation}";
       CHATSTACK_HISTORY__DATABASE = "/var/lib/chatstack-serve/history.sqlite3";
+      # The deployer reaches it as http://app:<port>; any other name is answered 421.
+      CHATSTACK_HTTP__ALLOWED_HOSTS = "app";
     };
     serviceConfig = {
       ExecStart = "${pkgs.chatstack}/bin/chatstack serve --host 0.0.0.0 --port ${toString contract.ports.embedded}";
