@@ -52,10 +52,15 @@ def _history_routes(history: HistoryService, metrics: Metrics) -> list[Any]:
     return [(messages_route(), MessagesHandler, handler_args)]
 
 
-def _health_routes(instance: str, checks: dict[str, Any]) -> list[Any]:
+def _health_routes(
+    instance: str, checks: dict[str, Any], history: HistoryService | None = None
+) -> list[Any]:
+    ready_args: dict[str, Any] = {"instance": instance, "checks": checks}
+    if history is not None:
+        ready_args["problems"] = lambda: [history.fault] if history.fault else []
     return [
         (contract.route("healthz"), HealthHandler, {"instance": instance}),
-        (contract.route("readyz"), ReadyHandler, {"instance": instance, "checks": checks}),
+        (contract.route("readyz"), ReadyHandler, ready_args),
     ]
 
 
@@ -75,7 +80,7 @@ def make_history_app(
         "broker not connected": lambda: history.broker.ready,
         "store not open": lambda: history.store.is_open,
     }
-    routes = _history_routes(history, metrics) + _health_routes(config.instance, checks)
+    routes = _history_routes(history, metrics) + _health_routes(config.instance, checks, history)
     return tornado.web.Application(routes, **_settings(config))
 
 
@@ -92,7 +97,7 @@ def make_embedded_app(
     routes = (
         _gateway_routes(gateway)
         + _history_routes(history, metrics)
-        + _health_routes(config.instance, checks)
+        + _health_routes(config.instance, checks, history)
         + [
             (
                 r"/(.*)",
