@@ -47,7 +47,9 @@ def test_topology_comes_from_the_contract(tmp_path: Path) -> None:
         (AMQP["exchange"], AMQP["exchange_type"]),
         (AMQP["dead_letter_exchange"], AMQP["dead_letter_exchange_type"]),
     }
-    bindings = {(b["source"], b["destination"], b["routing_key"]) for b in document["bindings"]}
+    bindings = {
+        (b["source"], b["destination"], b["routing_key"]) for b in document["bindings"]
+    }
     assert bindings == {
         (AMQP["exchange"], AMQP["history_queue"], AMQP["history_binding_key"]),
         (AMQP["dead_letter_exchange"], AMQP["dead_letter_queue"], ""),

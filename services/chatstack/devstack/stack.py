@@ -216,7 +216,13 @@ class Stack:
 
     def _start_services(self) -> None:
         began = time.monotonic()
-        (self.state_dir / "history").mkdir(parents=True, exist_ok=True)
+        history_dir = self.state_dir / "history"
+        history_dir.mkdir(parents=True, exist_ok=True)
+        # Chat history is private: also tighten a directory an older stack made 0755 (new
+        # database files are created 0600 by the store itself).
+        history_dir.chmod(0o700)
+        for leftover in history_dir.glob("history.sqlite3*"):
+            leftover.chmod(0o600)
         self._history = self._service("history", "history", self.ports.history)
         self._gateways = [
             self._service("gateway", f"gw-{n}", port)

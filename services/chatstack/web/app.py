@@ -15,6 +15,7 @@ from ..gateway.handler import ChatSocketHandler
 from ..history.api import MessagesHandler, messages_route
 from ..history.service import HistoryService
 from ..metrics import Metrics
+from .access_log import log_request
 from .health import HealthHandler, ReadyHandler
 
 
@@ -26,6 +27,16 @@ def client_dir(config: Config) -> Path:
 
 
 class ClientHandler(tornado.web.StaticFileHandler):
+    async def get(self, path: str, include_body: bool = True) -> None:
+        # A NUL or other control character can never name a file: 400 with a code instead
+        # of the ValueError ("embedded null byte") tornado would turn into a 500.
+        if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+            self.set_status(400)
+            self.set_header("Cache-Control", "no-store")
+            self.finish({"error": {"code": "bad_path", "detail": "control character in path"}})
+            return
+        await super().get(path, include_body)
+
     def set_extra_headers(self, path: str) -> None:
         # The embedded server is the whole origin: send what nginx sends in production.
         for name, value in contract.section("proxy")["headers"].items():
@@ -39,6 +50,7 @@ def _settings(config: Config) -> dict[str, Any]:
         "websocket_ping_timeout": config.gateway.ping_timeout_s,
         "websocket_max_message_size": config.limits.max_frame_bytes,
         "compress_response": False,
+        "log_function": log_request,
         "debug": False,
     }
 

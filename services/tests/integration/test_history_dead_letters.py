@@ -102,7 +102,9 @@ def replay(config: Path) -> tuple[int, list[dict[str, Any]]]:
 
 
 def test_the_history_queue_has_the_dead_letter_policy(rabbitmq: Any) -> None:
-    listed = rabbitmq.ctl("list_queues", "-p", rabbitmq.vhost, "name", "policy", "--no-table-headers")
+    listed = rabbitmq.ctl(
+        "list_queues", "-p", rabbitmq.vhost, "name", "policy", "--no-table-headers"
+    )
     policies = dict(line.split("\t") for line in listed.strip().splitlines() if "\t" in line)
     assert policies[AMQP["history_queue"]] == AMQP["history_policy"]
 
