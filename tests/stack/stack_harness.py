@@ -61,6 +61,8 @@ class Chatter:
         default_factory=set
     )  # message ids obtained from history
     log: RoomLog = field(default_factory=RoomLog)
+    # The user's secret across its connections: retries after a reconnect dedupe.
+    client_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     # Recoveries run beside the chat, as in the browser: says do not wait for history.
     _recoveries: list[asyncio.Task[None]] = field(default_factory=list)
     _harvested: int = 0
@@ -87,7 +89,7 @@ class Chatter:
         while True:
             try:
                 client = await ChatClient.connect(self.target, self.name)
-                await client.join(self.room, self.name)
+                await client.join(self.room, self.name, self.client_token)
                 break
             except FlowFailed:
                 if time.monotonic() > deadline:

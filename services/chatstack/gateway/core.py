@@ -132,7 +132,8 @@ class Gateway:
             self.metrics.incr("gateway.messages.delivered", delivered)
 
     def _message_frame(self, room: str, payload: dict[str, Any]) -> str | None:
-        key = (room, payload["nick"], payload["client_msg_id"])
+        # "sender" is missing only from a gateway older than the client token.
+        key = (room, payload["nick"], payload.get("sender", ""), payload["client_msg_id"])
         entry = self.idempotency.get(key)
         if entry is None:
             self.idempotency.remember(key, payload["id"], payload["ts"])

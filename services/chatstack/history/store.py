@@ -1,8 +1,9 @@
 """SQLite storage of chat messages (WAL; a message seen twice is stored once).
 
-A message is identified twice over: by its id, and by (room, nick, client_msg_id) so a say
-retried through another gateway (new id, same client_msg_id) is still stored once; the
-first one stored wins.
+A message is identified twice over: by its id, and by (room, nick, sender, client_msg_id) so
+a say retried through another gateway (new id, same client_msg_id) is still stored once; the
+first one stored wins. ``sender`` is the hash of the client's secret token (docs/protocol.md,
+"Exactly once"): another client reusing the same client_msg_id is another message.
 
 Opening refuses a store that cannot be trusted (``StoreUnusable``), rather than serving
 from it or starting an empty one in its place (docs/history-durability.md):
@@ -25,19 +26,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     id TEXT PRIMARY KEY,
     room TEXT NOT NULL,
     nick TEXT NOT NULL,
     text TEXT NOT NULL,
     ts INTEGER NOT NULL,
     client_msg_id TEXT NOT NULL,
-    UNIQUE (room, nick, client_msg_id)
+    sender TEXT NOT NULL DEFAULT '',
+    UNIQUE (room, nick, sender, client_msg_id)
 ) WITHOUT ROWID;
+"""
+_SCHEMA = (
+    _TABLE.format(name="messages")
+    + """
 CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
 """
-_FIELDS = ("id", "room", "nick", "text", "ts", "client_msg_id")
+)
+# Version 2 added ``sender`` to the dedupe key (PRAGMA user_version).
+_SCHEMA_VERSION = 2
+_FIELDS = ("id", "room", "nick", "text", "ts", "client_msg_id", "sender")
 # PRAGMA application_id of a chatstack history database: "CHST".
 APPLICATION_ID = 0x43485354
 # How many problems quick_check reports at most (the first one names the damage).
@@ -92,7 +101,9 @@ class HistoryStore:
                 # FULL: a commit survives power loss, which is what acking the broker promises.
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA busy_timeout=5000")
+                self._migrate(db)
                 db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             except BaseException:
                 db.close()
@@ -102,6 +113,30 @@ class HistoryStore:
         if not in_memory and not marker_path(self.path).exists():
             self._write_marker()
         self._db = db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Version 1 (no ``sender``): rebuild the table with the new unique key, in one
+        transaction (SQLite cannot change a table's UNIQUE constraint in place). Rows from
+        then get sender '' (what a gateway without tokens sends)."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        if not columns or "sender" in columns:
+            return
+        # One script, one transaction (executescript commits anything pending first).
+        try:
+            db.executescript(
+                "BEGIN IMMEDIATE;"
+                + _TABLE.format(name="messages_v2")
+                + "INSERT INTO messages_v2 (id, room, nick, text, ts, client_msg_id)"
+                " SELECT id, room, nick, text, ts, client_msg_id FROM messages;"
+                " DROP TABLE messages;"
+                " ALTER TABLE messages_v2 RENAME TO messages;"
+                " COMMIT;"
+            )
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def _prepare_file(self) -> bool:
         """Create the database file (0600, in a 0700 directory) if none ever existed here;
@@ -175,9 +210,9 @@ class HistoryStore:
         try:
             for message in messages:
                 cursor = db.execute(
-                    "INSERT INTO messages (id, room, nick, text, ts, client_msg_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    tuple(message[name] for name in _FIELDS),
+                    "INSERT INTO messages (id, room, nick, text, ts, client_msg_id, sender)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    tuple(message.get(name, "") for name in _FIELDS),
                 )
                 if cursor.rowcount:
                     stored += 1

@@ -32,9 +32,20 @@ _MESSAGE_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, Val
 log = logging.getLogger(__name__)
 
 
+# The hash of a client token (gateway.session.sender_of); missing from older gateways.
+_SENDER = re.compile(r"[0-9a-f]{1,64}")
+
+
 def _valid(message: Any, patterns: dict[str, re.Pattern[str]]) -> bool:
     return (
         isinstance(message, dict)
+        and (
+            "sender" not in message
+            or (
+                isinstance(message["sender"], str)
+                and _SENDER.fullmatch(message["sender"]) is not None
+            )
+        )
         and all(isinstance(message.get(k), str) for k in ("id", "text"))
         and isinstance(message.get("ts"), int)
         and all(
