@@ -179,6 +179,7 @@ _FIELDS: dict[str, _Field] = {
         _positive_float, lambda r: float(contract.section("websocket")["ping_timeout_s"])
     ),
     "gateway.idempotency_ttl_s": _Field(_positive_float, _const(600.0)),
+    "gateway.failover_after_s": _Field(_positive_float, _const(15.0)),
     "limits.max_text_bytes": _Field(_int(1), _limit("max_text_bytes")),
     "limits.max_rooms": _Field(_int(1), _limit("max_rooms")),
     "limits.rate_per_s": _Field(_positive_float, _limit("rate_per_s")),
@@ -233,6 +234,7 @@ class GatewayConfig:
     ping_interval_s: float
     ping_timeout_s: float
     idempotency_ttl_s: float
+    failover_after_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -537,6 +539,7 @@ def load_config(
             ping_interval_s=values["gateway.ping_interval_s"],
             ping_timeout_s=values["gateway.ping_timeout_s"],
             idempotency_ttl_s=values["gateway.idempotency_ttl_s"],
+            failover_after_s=values["gateway.failover_after_s"],
         ),
         limits=Limits(
             max_text_bytes=values["limits.max_text_bytes"],

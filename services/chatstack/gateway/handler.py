@@ -33,6 +33,17 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             )
         return allowed
 
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        # Not connected to the broker: refuse the handshake with 503, so nginx passes it on
+        # to another gateway (proxy_next_upstream http_503) instead of a socket here that
+        # could only answer `unavailable`.
+        if not self.gateway.broker.ready:
+            self.set_status(503)
+            self.set_header("Cache-Control", "no-store")
+            self.finish({"error": {"code": "unavailable", "detail": "not connected to the broker"}})
+            return
+        await super().get(*args, **kwargs)
+
     def get_compression_options(self) -> dict[str, Any] | None:
         # permessage-deflate costs an order of magnitude more memory per connection.
         return None
