@@ -38,7 +38,6 @@ from chatstack.devstack import netns
 from chatstack.devstack import stack as stack_mod
 from chatstack.devstack.services import Service
 from chatstack.devstack.stack import Stack
-from conftest import require_stack_prerequisites
 from stack_harness import (
     Chatter,
     assert_acked_stored_once,
@@ -60,8 +59,9 @@ BROKER = {
 
 @pytest.fixture(scope="module")
 def partition_stack() -> Iterator[Stack]:
-    require_stack_prerequisites()
-    reason = netns.unavailable_reason()
+    missing = stack_mod.missing_prerequisites()
+    reason = f"missing system packages: {' '.join(missing)}" if missing else None
+    reason = reason or netns.unavailable_reason()
     if reason is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true: {reason}", pytrace=False)
