@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+import pika.exceptions
+
 from ..broker.rabbitmq import RabbitHistoryBroker
 from ..config import Config
 from ..history.replay import replay_dead_letters
@@ -69,6 +71,13 @@ def replay(config: Config) -> int:
         result = replay_dead_letters(config, Metrics(config.statsd))
     except StoreUnusable as exc:
         store_unusable(exc)
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        log.error(
+            "replay failed, nothing more was taken from the dead-letter queue: %s",
+            str(exc) or repr(exc),
+            extra={"event": "history.replay_failed"},
+        )
+        return 1
     return 1 if result.left else 0
 
 
