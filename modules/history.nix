@@ -81,6 +81,13 @@ in
         # The SQLite database (WAL); systemd sets $STATE_DIRECTORY for relative paths.
         serviceConfig.StateDirectory = "chat-history";
         serviceConfig.StateDirectoryMode = "0700";
+        # A damaged or missing database (and a bad config) exits with these codes: a restart
+        # cannot fix them and would only bury the one log line that says what is wrong.
+        # https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#RestartPreventExitStatus=
+        serviceConfig.RestartPreventExitStatus = lib.concatMapStringsSep " " toString [
+          contract.exit_codes.store_unusable
+          contract.exit_codes.config_error
+        ];
       }
     ];
 

@@ -14,6 +14,8 @@ let
   permissionNames = {
     "{exchange}" = lib.escapeRegex contract.amqp.exchange;
     "{history_queue}" = lib.escapeRegex contract.amqp.history_queue;
+    "{dead_letter_exchange}" = lib.escapeRegex contract.amqp.dead_letter_exchange;
+    "{dead_letter_queue}" = lib.escapeRegex contract.amqp.dead_letter_queue;
     "{server_named}" = lib.escapeRegex contract.amqp.server_named_queue_prefix;
   };
   permission = lib.replaceStrings (lib.attrNames permissionNames) (lib.attrValues permissionNames);
@@ -28,39 +30,65 @@ let
   # public files may be given that way).
   fileValue = file: if file == null then null else "${file}";
 
-  # Exchange, durable history queue and binding: no secret, so a store file is fine. Users
-  # and permissions need the password files and are set by the provisioning script instead.
+  exchange = name: type: {
+    inherit name type;
+    vhost = contract.amqp.vhost;
+    durable = true;
+    auto_delete = false;
+    internal = false;
+    arguments = { };
+  };
+  queue = name: {
+    inherit name;
+    vhost = contract.amqp.vhost;
+    durable = true;
+    auto_delete = false;
+    arguments."x-queue-type" = contract.amqp.history_queue_type;
+  };
+  binding = source: destination: routingKey: {
+    inherit source destination;
+    vhost = contract.amqp.vhost;
+    destination_type = "queue";
+    routing_key = routingKey;
+    arguments = { };
+  };
+
+  # Exchanges, the durable history and dead-letter queues, bindings and the history policy:
+  # no secret, so a store file is fine. Users and permissions need the password files and
+  # are set by the provisioning script instead. Same document as the local stack's
+  # (services/chatstack/devstack/definitions.py).
   definitions = pkgs.writeText "chatstack-rabbitmq-definitions.json" (
     builtins.toJSON {
       vhosts = [ { name = contract.amqp.vhost; } ];
       exchanges = [
-        {
-          name = contract.amqp.exchange;
-          vhost = contract.amqp.vhost;
-          type = contract.amqp.exchange_type;
-          durable = true;
-          auto_delete = false;
-          internal = false;
-          arguments = { };
-        }
+        (exchange contract.amqp.exchange contract.amqp.exchange_type)
+        (exchange contract.amqp.dead_letter_exchange contract.amqp.dead_letter_exchange_type)
       ];
       queues = [
-        {
-          name = contract.amqp.history_queue;
-          vhost = contract.amqp.vhost;
-          durable = true;
-          auto_delete = false;
-          arguments."x-queue-type" = contract.amqp.history_queue_type;
-        }
+        (queue contract.amqp.history_queue)
+        (queue contract.amqp.dead_letter_queue)
       ];
       bindings = [
+        (binding contract.amqp.exchange contract.amqp.history_queue contract.amqp.history_binding_key)
+        (binding contract.amqp.dead_letter_exchange contract.amqp.dead_letter_queue "")
+      ];
+      # A policy, not queue arguments: it also applies to a history queue declared before it
+      # (arguments of a durable queue cannot change on redeclare), and import_definitions on
+      # every start updates it. at-least-once dead-lettering needs overflow reject-publish
+      # (https://www.rabbitmq.com/docs/quorum-queues#dead-lettering).
+      policies = [
         {
-          source = contract.amqp.exchange;
+          name = contract.amqp.history_policy;
           vhost = contract.amqp.vhost;
-          destination = contract.amqp.history_queue;
-          destination_type = "queue";
-          routing_key = contract.amqp.history_binding_key;
-          arguments = { };
+          pattern = "^${lib.escapeRegex contract.amqp.history_queue}$";
+          "apply-to" = "queues";
+          priority = 0;
+          definition = {
+            "dead-letter-exchange" = contract.amqp.dead_letter_exchange;
+            "dead-letter-strategy" = "at-least-once";
+            overflow = "reject-publish";
+            "delivery-limit" = contract.amqp.history_delivery_limit;
+          };
         }
       ];
     }

@@ -215,6 +215,7 @@ _FIELDS: dict[str, _Field] = {
     "gateway.idempotency_ttl_s": _Field(_positive_float, _const(600.0)),
     "gateway.max_connections_per_address": _Field(_int(1), _connections("per_address")),
     "gateway.presence_coalesce_ms": _Field(_int(0, 60000), _limit("presence_coalesce_ms")),
+    "gateway.failover_after_s": _Field(_positive_float, _const(15.0)),
     "limits.max_text_bytes": _Field(_int(1), _limit("max_text_bytes")),
     "limits.max_rooms": _Field(_int(1), _limit("max_rooms")),
     "limits.rate_per_s": _Field(_positive_float, _limit("rate_per_s")),
@@ -280,6 +281,7 @@ class GatewayConfig:
     idempotency_ttl_s: float
     max_connections_per_address: int
     presence_coalesce_ms: int
+    failover_after_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -594,6 +596,7 @@ def load_config(
             idempotency_ttl_s=values["gateway.idempotency_ttl_s"],
             max_connections_per_address=values["gateway.max_connections_per_address"],
             presence_coalesce_ms=values["gateway.presence_coalesce_ms"],
+            failover_after_s=values["gateway.failover_after_s"],
         ),
         limits=Limits(
             max_text_bytes=values["limits.max_text_bytes"],

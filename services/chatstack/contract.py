@@ -49,6 +49,8 @@ def permission_patterns(role: str) -> dict[str, str]:
     names = {
         "exchange": re.escape(amqp("exchange")),
         "history_queue": re.escape(amqp("history_queue")),
+        "dead_letter_exchange": re.escape(amqp("dead_letter_exchange")),
+        "dead_letter_queue": re.escape(amqp("dead_letter_queue")),
         "server_named": re.escape(amqp("server_named_queue_prefix")),
     }
     user = amqp("users")[role]

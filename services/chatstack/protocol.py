@@ -27,6 +27,7 @@ class ProtocolError(Exception):
 class Join:
     room: str
     nick: str
+    client_token: str | None = None  # the client's secret; None: this connection only
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Rules:
     room: re.Pattern[str]
     nick: re.Pattern[str]
     client_msg_id: re.Pattern[str]
+    client_token: re.Pattern[str]
     max_text_bytes: int
 
     @classmethod
@@ -60,6 +62,7 @@ class Rules:
             room=re.compile(protocol["room_pattern"]),
             nick=re.compile(protocol["nick_pattern"]),
             client_msg_id=re.compile(protocol["client_msg_id_pattern"]),
+            client_token=re.compile(protocol["client_token_pattern"]),
             max_text_bytes=max_text_bytes,
         )
 
@@ -84,7 +87,11 @@ def parse_client_frame(raw: str | bytes, rules: Rules) -> ClientFrame:
     kind = obj["type"]
     if kind == "join":
         room = _matching(obj, "room", rules.room, "bad_room")
-        return Join(room=room, nick=_matching(obj, "nick", rules.nick, "bad_nick"))
+        nick = _matching(obj, "nick", rules.nick, "bad_nick")
+        token = None
+        if "client_token" in obj:
+            token = _matching(obj, "client_token", rules.client_token, "bad_client_token")
+        return Join(room=room, nick=nick, client_token=token)
     if kind == "leave":
         return Leave(room=_matching(obj, "room", rules.room, "bad_room"))
     if kind == "say":

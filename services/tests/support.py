@@ -70,6 +70,11 @@ async def serving(app: tornado.web.Application) -> AsyncIterator[Served]:
         await server.close_all_connections()
 
 
+def nick_token(nick: str) -> str:
+    """A client_token for tests: stable per nick, matching protocol.client_token_pattern."""
+    return ("tok_" + nick.replace(".", "_")).ljust(22, "x")
+
+
 @dataclass
 class Client:
     """A websocket client: ``frames`` is everything received, ``expect`` consumes matches."""
@@ -135,8 +140,13 @@ class Client:
             timeout,
         )
 
-    async def join(self, room: str, nick: str) -> None:
-        await self.send(type="join", room=room, nick=nick)
+    async def join(self, room: str, nick: str, token: str | None = "") -> None:
+        """Join with ``token`` as client_token; by default one derived from the nick, so
+        the same "user" reconnecting is recognised (retries dedupe); None sends none."""
+        frame: dict[str, Any] = {"type": "join", "room": room, "nick": nick}
+        if token is not None:
+            frame["client_token"] = token or nick_token(nick)
+        await self.send(**frame)
         await self.expect("presence", room=room, nick=nick, event="join")
 
     async def say(self, room: str, text: str, cmid: str) -> dict[str, Any]:

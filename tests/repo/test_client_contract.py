@@ -223,3 +223,20 @@ def test_client_msg_ids_match_the_pattern() -> None:
     assert pattern.fullmatch("0123456789abcdef-1") and pattern.fullmatch(
         "ffffffffffffffff-99999"
     )
+
+
+def test_every_join_carries_a_client_token_of_the_pattern() -> None:
+    """chat.js sends the page's secret with each join: 16 random bytes in base64url without
+    padding (22 characters, 128 bits); the pattern must accept exactly that shape."""
+    import base64
+    import os
+
+    script = (CLIENT / "chat.js").read_text()
+    joins = re.findall(r"\{ type: \"join\",[^}]*\}", script)
+    assert joins and all("client_token: clientToken" in j for j in joins), joins
+    assert "crypto.getRandomValues(new Uint8Array(16))" in script
+    pattern = re.compile(CONTRACT["protocol"]["client_token_pattern"])
+    for _ in range(50):
+        token = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        assert len(token) == 22 and pattern.fullmatch(token), token
+    assert not pattern.fullmatch("0123456789abcdef")  # 64 bits is too few

@@ -38,16 +38,31 @@ def test_topology_comes_from_the_contract(tmp_path: Path) -> None:
     document = definitions.render(
         CONTRACT, definitions.ensure_passwords(tmp_path, CONTRACT)
     )
-    (queue,) = document["queues"]
-    assert queue["name"] == AMQP["history_queue"] and queue["durable"] is True
-    assert queue["arguments"] == {"x-queue-type": AMQP["history_queue_type"]}
-    (exchange,) = document["exchanges"]
-    assert (exchange["name"], exchange["type"]) == (
-        AMQP["exchange"],
-        AMQP["exchange_type"],
-    )
-    (binding,) = document["bindings"]
-    assert binding["routing_key"] == AMQP["history_binding_key"]
+    history, dead = document["queues"]
+    for queue, name in ((history, "history_queue"), (dead, "dead_letter_queue")):
+        assert queue["name"] == AMQP[name] and queue["durable"] is True
+        assert queue["arguments"] == {"x-queue-type": AMQP["history_queue_type"]}
+    exchanges = {(e["name"], e["type"]) for e in document["exchanges"]}
+    assert exchanges == {
+        (AMQP["exchange"], AMQP["exchange_type"]),
+        (AMQP["dead_letter_exchange"], AMQP["dead_letter_exchange_type"]),
+    }
+    bindings = {
+        (b["source"], b["destination"], b["routing_key"]) for b in document["bindings"]
+    }
+    assert bindings == {
+        (AMQP["exchange"], AMQP["history_queue"], AMQP["history_binding_key"]),
+        (AMQP["dead_letter_exchange"], AMQP["dead_letter_queue"], ""),
+    }
+    (policy,) = document["policies"]
+    assert re.fullmatch(policy["pattern"], AMQP["history_queue"])
+    assert not re.fullmatch(policy["pattern"], AMQP["dead_letter_queue"])
+    assert policy["definition"] == {
+        "dead-letter-exchange": AMQP["dead_letter_exchange"],
+        "dead-letter-strategy": "at-least-once",
+        "overflow": "reject-publish",
+        "delivery-limit": AMQP["history_delivery_limit"],
+    }
     assert [u["name"] for u in document["users"]] == [
         AMQP["users"][r]["name"] for r in definitions.ROLES
     ]

@@ -15,13 +15,22 @@ from collections.abc import Awaitable, Callable
 
 DeliveryHandler = Callable[[str, str, bytes], None]  # (kind, room, body)
 ReadyListener = Callable[[bool], None]
-StoreHandler = Callable[[list[bytes]], Awaitable[None]]
+# Stores a batch; returns the indexes of poison messages (to dead-letter, never redeliver).
+StoreHandler = Callable[[list[bytes]], Awaitable[list[int]]]
 
 log = logging.getLogger(__name__)
+
+# While the store fails, how often the held batch is tried again.
+STORE_RETRY_S = 5.0
 
 
 class BrokerUnavailable(Exception):
     """The broker could not take the message; it was NOT accepted."""
+
+
+class StoreFault(Exception):
+    """The store cannot commit anything right now: stop consuming and hold the batch; do
+    not requeue it (every requeue counts toward the queue's delivery limit)."""
 
 
 class _ReadyState:
@@ -75,7 +84,9 @@ class HistoryBroker(_ReadyState, abc.ABC):
     """Delivers every chat message from a durable queue, in batches.
 
     ``on_store`` must have committed the batch when it returns; only then are the messages
-    acknowledged to the broker. If it raises, they are delivered again later.
+    acknowledged to the broker, except the poison ones it names, which are dead-lettered.
+    If it raises ``StoreFault``, consuming pauses and the batch is held and retried every
+    ``STORE_RETRY_S`` until it is stored; nothing is requeued meanwhile.
     """
 
     def __init__(self) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import defaultdict, deque
 
-from .base import BrokerUnavailable, GatewayBroker, HistoryBroker
+from .base import STORE_RETRY_S, BrokerUnavailable, GatewayBroker, HistoryBroker, StoreFault
 
 log = logging.getLogger(__name__)
 _BATCH = 100
@@ -24,6 +24,8 @@ class MemoryHub:
     def __init__(self) -> None:
         self._bound: dict[str, set[MemoryGatewayBroker]] = defaultdict(set)
         self._history_queue: deque[bytes] = deque()
+        # What history refused for good; kept (in memory only, like everything here).
+        self.dead_letters: list[bytes] = []
         self._history: MemoryHistoryBroker | None = None
         self.available = True  # tests switch this off to simulate an outage
 
@@ -78,6 +80,7 @@ class MemoryHistoryBroker(HistoryBroker):
         self._hub = hub
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.store_retry_s = STORE_RETRY_S
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -109,11 +112,16 @@ class MemoryHistoryBroker(HistoryBroker):
                 batch = [queue[i] for i in range(min(_BATCH, len(queue)))]
                 try:
                     assert self.on_store is not None
-                    await self.on_store(batch)
+                    poison = set(await self.on_store(batch))
+                except StoreFault:  # logged by the service, which reports not-ready
+                    await asyncio.sleep(self.store_retry_s)
+                    continue
                 except Exception:
                     log.exception("store failed; redelivering", extra={"event": "history.retry"})
                     await asyncio.sleep(_RETRY_S)
                     continue
-                for _ in batch:  # acknowledged: only now leave the queue
-                    queue.popleft()
+                for index in range(len(batch)):  # acknowledged: only now leave the queue
+                    body = queue.popleft()
+                    if index in poison:
+                        self._hub.dead_letters.append(body)
                 self._stored(len(batch))

@@ -2,7 +2,9 @@
 
 Topology (names from contract.toml [amqp]): a durable topic exchange; each gateway has its
 own exclusive, server-named queue bound per room while it has local members; history
-consumes a durable quorum queue bound to every chat message. Chat messages are persistent
+consumes a durable quorum queue bound to every chat message, whose dead letters (poison
+messages, deliveries over the limit: a broker policy) go to a dead-letter exchange and
+queue that history declares too. Chat messages are persistent
 and published with confirms (and ``mandatory``, so a message no queue would keep is
 refused rather than silently lost); presence events are transient.
 
@@ -28,13 +30,12 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from .. import contract
 from ..config import BrokerConfig
-from .base import BrokerUnavailable, GatewayBroker, HistoryBroker
+from .base import STORE_RETRY_S, BrokerUnavailable, GatewayBroker, HistoryBroker, StoreFault
 
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 15.0
 _HISTORY_PREFETCH = 200
-_STORE_RETRY_S = 1.0
 
 
 def connection_parameters(config: BrokerConfig, name: str) -> pika.ConnectionParameters:
@@ -418,6 +419,34 @@ class RabbitGatewayBroker(_RabbitBase, GatewayBroker):
         log.error("unexpected routing key %s", key, extra={"event": "broker.unexpected_key"})
 
 
+async def _declare_dead_letters(session: _Session) -> Any:
+    """The dead-letter exchange and queue (durable quorum), bound; returns the declare-ok.
+
+    The same declaration as the broker definitions (devstack, NixOS) and the replay
+    command (history/replay.py), so none of them conflicts.
+    """
+    channel = session.channel
+    exchange, queue = contract.amqp("dead_letter_exchange"), contract.amqp("dead_letter_queue")
+    await _RabbitBase._rpc(
+        session,
+        channel.exchange_declare,
+        exchange=exchange,
+        exchange_type=contract.amqp("dead_letter_exchange_type"),
+        durable=True,
+    )
+    declared = await _RabbitBase._rpc(
+        session,
+        channel.queue_declare,
+        queue=queue,
+        durable=True,
+        arguments={"x-queue-type": contract.amqp("history_queue_type")},
+    )
+    await _RabbitBase._rpc(
+        session, channel.queue_bind, queue=queue, exchange=exchange, routing_key=""
+    )
+    return declared
+
+
 class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
     role = "history"
 
@@ -426,11 +455,16 @@ class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
         HistoryBroker.__init__(self)
         self._batch: list[tuple[int, bytes]] = []
         self._flushing = False
+        self._consumer_tag: str | None = None
+        self.store_retry_s = STORE_RETRY_S
 
     async def _setup(self, session: _Session) -> None:
         channel = session.channel
         queue = contract.amqp("history_queue")
         await self._declare_exchange(session)
+        await _declare_dead_letters(session)
+        # Only x-queue-type: dead-lettering and the delivery limit come from a broker policy
+        # (contract amqp.history_policy), which also covers a queue declared before it.
         declared = await self._rpc(
             session,
             channel.queue_declare,
@@ -450,13 +484,17 @@ class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
         # The queue is FIFO with us as its only consumer: the first message_count deliveries
         # are what queued while we were away; once they are stored we are caught up.
         self._consuming(declared.method.message_count)
-        await self._rpc(
+        await self._consume(session)
+
+    async def _consume(self, session: _Session) -> None:
+        ok = await self._rpc(
             session,
-            channel.basic_consume,
-            queue=queue,
+            session.channel.basic_consume,
+            queue=contract.amqp("history_queue"),
             on_message_callback=self._on_message,
             auto_ack=False,
         )
+        self._consumer_tag = ok.method.consumer_tag
 
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._batch.append((method.delivery_tag, body))
@@ -464,29 +502,71 @@ class RabbitHistoryBroker(_RabbitBase, HistoryBroker):
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush(self._session))
 
+    def _current(self, session: _Session) -> bool:
+        return self._session is session and session.channel.is_open
+
     async def _flush(self, session: _Session | None) -> None:
         try:
             while self._batch and session is not None and self._session is session:
                 batch, self._batch = self._batch, []
-                last_tag = batch[-1][0]
-                assert self.on_store is not None
-                try:
-                    await self.on_store([body for _, body in batch])
-                except Exception:
-                    log.exception(
-                        "storing %d message(s) failed; they will be delivered again",
-                        len(batch),
-                        extra={"event": "history.store_failed"},
-                    )
-                    await asyncio.sleep(_STORE_RETRY_S)
-                    if self._session is session and session.channel.is_open:
-                        session.channel.basic_nack(last_tag, multiple=True, requeue=True)
-                    continue
-                # Deliveries on a channel arrive in tag order and are stored in that order,
-                # so one multiple-ack settles the whole batch. After a reconnect the tags
-                # belong to a dead channel: the broker redelivers and the store dedupes.
-                if self._session is session and session.channel.is_open:
-                    session.channel.basic_ack(last_tag, multiple=True)
+                poison = await self._store_held(session, batch)
+                if poison is None:
+                    return  # the session is gone: the broker redelivers, the store dedupes
+                if self._current(session):
+                    self._settle(session, batch, poison)
                     self._stored(len(batch))
         finally:
             self._flushing = False
+
+    async def _store_held(
+        self, session: _Session, batch: list[tuple[int, bytes]]
+    ) -> set[int] | None:
+        """Store the batch, pausing the consumer while the store fails (the batch stays
+        unacked and is tried again); the poison indexes, or None if the session went away."""
+        assert self.on_store is not None
+        paused = False
+        while True:
+            try:
+                poison = set(await self.on_store([body for _, body in batch]))
+            except StoreFault:
+                if not paused and self._current(session) and self._consumer_tag is not None:
+                    # No more deliveries until the store works; what we hold stays unacked.
+                    session.channel.basic_cancel(self._consumer_tag)
+                    paused = True
+                await asyncio.sleep(self.store_retry_s)
+                if not self._current(session):
+                    return None
+                continue
+            except Exception:
+                # A bug, not the store: hold like a fault rather than requeue (which counts
+                # toward the delivery limit), and say so loudly.
+                log.exception(
+                    "storing %d message(s) failed unexpectedly; holding them",
+                    len(batch),
+                    extra={"event": "history.store_error"},
+                )
+                await asyncio.sleep(self.store_retry_s)
+                if not self._current(session):
+                    return None
+                continue
+            if paused and self._current(session):
+                await self._consume(session)
+            return poison
+
+    @staticmethod
+    def _settle(session: _Session, batch: list[tuple[int, bytes]], poison: set[int]) -> None:
+        """Ack what is stored, reject the poison (the policy dead-letters a rejection).
+
+        Deliveries on a channel arrive in tag order and are stored in that order, so
+        without poison one multiple-ack settles the whole batch. basic.reject, not
+        basic.nack: both dead-letter with requeue=false, and reject is the one that RabbitMQ
+        4.3+ counts as a failed delivery."""
+        channel = session.channel
+        if not poison:
+            channel.basic_ack(batch[-1][0], multiple=True)
+            return
+        for index, (tag, _body) in enumerate(batch):
+            if index in poison:
+                channel.basic_reject(tag, requeue=False)
+            else:
+                channel.basic_ack(tag)

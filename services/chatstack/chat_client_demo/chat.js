@@ -56,6 +56,13 @@ const session = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) =>
   b.toString(16).padStart(2, "0"),
 ).join("");
 let sayCounter = 0;
+// Our secret for this page load, sent with every join: the server recognises a resent say
+// by it (with room, nick and client_msg_id), so nobody else can reuse our client_msg_ids
+// (protocol.client_token_pattern: 16 random bytes, base64url, 22 characters).
+const clientToken = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
+  .replace(/\+/g, "-")
+  .replace(/\//g, "_")
+  .replace(/=+$/, "");
 
 const state = {
   limits: null,
@@ -254,7 +261,7 @@ function nextJoin() {
   if (room.joined) room.resumeFrom = room.log.newest;
   room.joinAttempts += 1;
   state.joining = { room: name, nick: room.nick, timer: setTimeout(joinTimedOut, JOIN_TIMEOUT_MS) };
-  connection.send({ type: "join", room: name, nick: room.nick });
+  connection.send({ type: "join", room: name, nick: room.nick, client_token: clientToken });
 }
 
 function clearJoining() {

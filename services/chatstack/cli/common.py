@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
+from .. import contract
 from ..config import Config, ConfigError, load_config
+from ..history.store import StoreUnusable
 from ..logs import setup_logging
 from ..runtime import ListenError
+
+log = logging.getLogger(__name__)
+
+
+def exit_code(name: str) -> int:
+    """An exit code a supervisor must not restart on (contract ``[exit_codes]``)."""
+    return int(contract.section("exit_codes")[name])
 
 
 def config_argument(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +42,7 @@ def load_or_exit(
     try:
         return load_config(role, path, None, overrides)
     except ConfigError as exc:
-        fail(f"config error: {exc}", 2)
+        fail(f"config error: {exc}", exit_code("config_error"))
 
 
 def run(config: Config, main: Callable[[Config], Coroutine[Any, Any, None]]) -> None:
@@ -41,3 +51,17 @@ def run(config: Config, main: Callable[[Config], Coroutine[Any, Any, None]]) -> 
         asyncio.run(main(config))
     except ListenError as exc:
         fail(str(exc), 1)
+    except StoreUnusable as exc:
+        store_unusable(exc)
+
+
+def store_unusable(exc: StoreUnusable) -> NoReturn:
+    """One JSON error line and an exit code systemd does not restart on: a restart loop
+    would only repeat this line (and on the broker, every restart returns deliveries)."""
+    code = exit_code("store_unusable")
+    log.error(
+        "history store unusable, not starting: %s",
+        exc,
+        extra={"event": "history.store_unusable", "exit_code": code},
+    )
+    raise SystemExit(code)

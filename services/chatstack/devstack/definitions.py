@@ -1,4 +1,5 @@
-"""RabbitMQ definitions (vhost, users, permissions, exchange, queue, binding) from the contract.
+"""RabbitMQ definitions (vhost, users, permissions, exchanges, queues, bindings, the history
+policy) from the contract.
 
 Rendered as the JSON document RabbitMQ imports at boot (``definitions.local.path``), so the
 broker comes up already provisioned and never creates its default ``guest`` user (RabbitMQ
@@ -31,6 +32,8 @@ def permission_names(contract: Contract) -> dict[str, str]:
     return {
         "exchange": re.escape(amqp["exchange"]),
         "history_queue": re.escape(amqp["history_queue"]),
+        "dead_letter_exchange": re.escape(amqp["dead_letter_exchange"]),
+        "dead_letter_queue": re.escape(amqp["dead_letter_queue"]),
         "server_named": re.escape(amqp["server_named_queue_prefix"]),
     }
 
@@ -125,35 +128,75 @@ def render(contract: Contract, passwords: dict[str, Path]) -> dict[str, Any]:
         "vhosts": [{"name": vhost}],
         "permissions": permissions,
         "exchanges": [
-            {
-                "name": amqp["exchange"],
-                "vhost": vhost,
-                "type": amqp["exchange_type"],
-                "durable": True,
-                "auto_delete": False,
-                "internal": False,
-                "arguments": {},
-            }
+            _exchange(vhost, amqp["exchange"], amqp["exchange_type"]),
+            _exchange(vhost, amqp["dead_letter_exchange"], amqp["dead_letter_exchange_type"]),
         ],
         "queues": [
-            {
-                "name": amqp["history_queue"],
-                "vhost": vhost,
-                "durable": True,
-                "auto_delete": False,
-                "arguments": {"x-queue-type": amqp["history_queue_type"]},
-            }
+            _queue(vhost, amqp["history_queue"], amqp["history_queue_type"]),
+            _queue(vhost, amqp["dead_letter_queue"], amqp["history_queue_type"]),
         ],
         "bindings": [
-            {
-                "source": amqp["exchange"],
-                "vhost": vhost,
-                "destination": amqp["history_queue"],
-                "destination_type": "queue",
-                "routing_key": amqp["history_binding_key"],
-                "arguments": {},
-            }
+            _binding(vhost, amqp["exchange"], amqp["history_queue"], amqp["history_binding_key"]),
+            _binding(vhost, amqp["dead_letter_exchange"], amqp["dead_letter_queue"], ""),
         ],
+        "policies": [history_policy(contract)],
+    }
+
+
+def history_policy(contract: Contract) -> dict[str, Any]:
+    """Dead-lettering and the delivery limit of the history queue (docs/history-durability.md).
+
+    A policy rather than queue arguments: it applies to a queue declared before it existed
+    (arguments of a durable queue cannot change on redeclare) and can be edited live.
+    ``at-least-once`` dead-lettering needs ``overflow: reject-publish`` (RabbitMQ quorum
+    queues, since 3.10); without a max-length the overflow setting changes nothing else.
+    """
+    amqp = contract["amqp"]
+    return {
+        "name": amqp["history_policy"],
+        "vhost": amqp["vhost"],
+        "pattern": "^" + re.escape(amqp["history_queue"]) + "$",
+        "apply-to": "queues",
+        "priority": 0,
+        "definition": {
+            "dead-letter-exchange": amqp["dead_letter_exchange"],
+            "dead-letter-strategy": "at-least-once",
+            "overflow": "reject-publish",
+            "delivery-limit": amqp["history_delivery_limit"],
+        },
+    }
+
+
+def _exchange(vhost: str, name: str, kind: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "vhost": vhost,
+        "type": kind,
+        "durable": True,
+        "auto_delete": False,
+        "internal": False,
+        "arguments": {},
+    }
+
+
+def _queue(vhost: str, name: str, kind: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "vhost": vhost,
+        "durable": True,
+        "auto_delete": False,
+        "arguments": {"x-queue-type": kind},
+    }
+
+
+def _binding(vhost: str, source: str, queue: str, key: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "vhost": vhost,
+        "destination": queue,
+        "destination_type": "queue",
+        "routing_key": key,
+        "arguments": {},
     }
 
 

@@ -75,13 +75,22 @@ class Child:
             )
 
     def alive(self) -> bool:
-        # Never reaps: while the leader is an unreaped zombie its pgid cannot be recycled,
-        # so stop()/kill() can still signal helpers it left behind.
-        return (
-            self.proc is not None
-            and self.proc.returncode is None
-            and not _wait_exited(self.proc.pid, 0)
-        )
+        """Running; a leader found dead (crashed, killed from outside) is reaped here, so a
+        killed service never stays a zombie while the stack runs (the stack polls this)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return False
+        if not _wait_exited(self.proc.pid, 0):
+            return True
+        self._reap()
+        return False
+
+    def _reap(self) -> None:
+        """Kill helpers the exited leader left in its group, then reap the leader. In that
+        order: until the leader is reaped its pgid cannot be recycled, so the group signal
+        cannot reach an unrelated process."""
+        assert self.proc is not None
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the process group, SIGKILL whatever is left after ``timeout``."""
@@ -89,15 +98,12 @@ class Child:
             return
         if self.proc.returncode is not None:
             return
-        if self.alive():
+        if not _wait_exited(self.proc.pid, 0):
             log.info("stopping %s (pid %s)", self.name, self.proc.pid)
             _signal_group(self.proc.pid, signal.SIGTERM)
             if not _wait_exited(self.proc.pid, timeout):
                 log.warning("%s did not stop within %.0f s: killing it", self.name, timeout)
-        # The leader is a zombie now (not reaped, so its pgid cannot be recycled):
-        # kill helpers it left in the group, then reap it.
-        _signal_group(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        self._reap()
 
     def kill(self) -> None:
         """SIGKILL the whole group at once: a crash, not a shutdown."""

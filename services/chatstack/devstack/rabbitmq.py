@@ -72,11 +72,13 @@ class BrokerSpec:
     vhost: str
     amqp_port: int | None = None
     host: str = ports.LOOPBACK
+    # More addresses for the AMQPS listener (the host ends of the partition tests' veths).
+    extra_hosts: tuple[str, ...] = ()
 
     @classmethod
     def on_free_ports(
         cls, base_dir: Path, node_name: str, pki: Pki, contract: Contract, *,
-        amqps_port: int | None = None, amqp: bool = False,
+        amqps_port: int | None = None, amqp: bool = False, extra_hosts: tuple[str, ...] = (),
     ) -> BrokerSpec:  # fmt: skip
         """A spec whose ports are all free right now (tests, parallel stacks)."""
         return cls(
@@ -88,6 +90,7 @@ class BrokerSpec:
             pki=pki,
             vhost=contract["amqp"]["vhost"],
             amqp_port=ports.free_port() if amqp else None,
+            extra_hosts=extra_hosts,
         )
 
 
@@ -209,6 +212,10 @@ class Broker:
             "listeners.tcp = none" if spec.amqp_port is None
             else f"listeners.tcp.1 = {spec.host}:{spec.amqp_port}",
             f"listeners.ssl.1 = {spec.host}:{spec.amqps_port}",
+            *(
+                f"listeners.ssl.{n} = {host}:{spec.amqps_port}"
+                for n, host in enumerate(spec.extra_hosts, start=2)
+            ),
             f"ssl_options.cacertfile = {tls / 'ca.pem'}",
             f"ssl_options.certfile = {tls / 'server.pem'}",
             f"ssl_options.keyfile = {tls / 'server.key'}",

@@ -22,6 +22,7 @@ from typing import Any
 
 from chatstack.devstack import ports, tomlout
 from chatstack.devstack.contract import Contract
+from chatstack.devstack.netns import Namespace
 from chatstack.devstack.procs import Child
 from chatstack.devstack.rabbitmq import Broker
 
@@ -114,8 +115,15 @@ class Service:
     """One service process (a role of ``COMMANDS``) with its config, log and health checks."""
 
     def __init__(
-        self, role: str, instance: str, port: int, workdir: Path, document: dict[str, Any]
+        self,
+        role: str,
+        instance: str,
+        port: int,
+        workdir: Path,
+        document: dict[str, Any],
+        netns: Namespace | None = None,
     ):
+        self.netns = netns  # run inside this network namespace (partition tests)
         self.role = role
         self.instance = instance
         self.host = str(document["http"]["host"])
@@ -145,9 +153,10 @@ class Service:
         # The stack's own config must win over stray CHATSTACK_* variables of the caller.
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")}
         env["PYTHONUNBUFFERED"] = "1"
+        argv = [*command(self.role), "--config", str(self.config_file)]
         self._child = Child(
             f"{display_name(self.role)} {self.instance}",
-            [*command(self.role), "--config", str(self.config_file)],
+            argv if self.netns is None else self.netns.command(argv),
             self.log_file,
             env=env,
             cwd=self.workdir,

@@ -17,10 +17,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chatstack.devstack import contract as contract_mod
 from chatstack.devstack import nginx, pki, ports, rabbitmq, services
 from chatstack.devstack.contract import Contract
+from chatstack.devstack.netns import Namespace
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,17 @@ class Stack:
         node_name: str = NODE_NAME,
         static_dir: Path | None = None,
         contract: Contract | None = None,
+        partitionable: bool = False,
+        extra: dict[str, dict[str, dict[str, Any]]] | None = None,
     ) -> None:
+        """``partitionable``: history and each gateway in a network namespace of its own
+        (chatstack.devstack.netns), so a test can cut one of them off the broker.
+        ``extra``: role → config tables merged into that role's config."""
         self.contract = contract if contract is not None else contract_mod.load()
+        self.partitionable = partitionable
+        self.extra = extra or {}
+        # Index 0: history; n: gateway n.
+        self.namespaces: list[Namespace] = []
         self.state_dir = state_dir
         self.ports = (
             stack_ports if stack_ports is not None else StackPorts.from_contract(self.contract)
@@ -175,6 +186,7 @@ class Stack:
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
+            self._start_namespaces()
             self._start_pki()
             self._start_broker()
             self._start_services()
@@ -193,16 +205,36 @@ class Stack:
         self.pki = pki.make_pki(self.state_dir / "pki")
         self._timed("pki", began)
 
+    def _start_namespaces(self) -> None:
+        if not self.partitionable:
+            return
+        self.namespaces = [Namespace.for_index(i) for i in range(len(self.ports.gateways) + 1)]
+        for namespace in self.namespaces:
+            namespace.create()
+
+    def namespace(self, service: services.Service) -> Namespace:
+        """The network namespace ``service`` runs in (partitionable stacks only)."""
+        if service.netns is None:
+            raise RuntimeError("this stack is not partitionable")
+        return service.netns
+
     def _start_broker(self) -> None:
         assert self.pki is not None
         spec = rabbitmq.BrokerSpec.on_free_ports(
-            self.broker_dir, self.node_name, self.pki, self.contract, amqps_port=self.ports.amqps
+            self.broker_dir,
+            self.node_name,
+            self.pki,
+            self.contract,
+            amqps_port=self.ports.amqps,
+            extra_hosts=tuple(n.host_address for n in self.namespaces),
         )
         self._rabbitmq = rabbitmq.Broker(spec, self.contract)
         self._rabbitmq.provision()
         self.timings["rabbitmq"] = self._rabbitmq.start()
 
-    def _service(self, role: str, instance: str, port: int) -> services.Service:
+    def _service(
+        self, role: str, instance: str, port: int, netns: Namespace | None = None
+    ) -> services.Service:
         document = services.render_config(
             self.contract,
             role,
@@ -211,15 +243,30 @@ class Stack:
             broker=self.rabbitmq,
             allowed_origins=self.origins,
             database=self.state_dir / "history" / "history.sqlite3",
+            host=netns.address if netns is not None else ports.LOOPBACK,
+            extra=self.extra.get(role),
         )
-        return services.Service(role, instance, port, self.services_dir, document)
+        if netns is not None:
+            # The broker through the veth; its certificate still names the loopback address.
+            document["broker"]["host"] = netns.host_address
+            document["broker"]["server_name"] = self.rabbitmq.host
+        return services.Service(role, instance, port, self.services_dir, document, netns)
 
     def _start_services(self) -> None:
         began = time.monotonic()
-        (self.state_dir / "history").mkdir(parents=True, exist_ok=True)
-        self._history = self._service("history", "history", self.ports.history)
+        history_dir = self.state_dir / "history"
+        history_dir.mkdir(parents=True, exist_ok=True)
+        # Chat history is private: also tighten a directory an older stack made 0755 (new
+        # database files are created 0600 by the store itself).
+        history_dir.chmod(0o700)
+        for leftover in history_dir.glob("history.sqlite3*"):
+            leftover.chmod(0o600)
+        spaces: list[Namespace | None] = list(self.namespaces) or [None] * (
+            len(self.ports.gateways) + 1
+        )
+        self._history = self._service("history", "history", self.ports.history, spaces[0])
         self._gateways = [
-            self._service("gateway", f"gw-{n}", port)
+            self._service("gateway", f"gw-{n}", port, spaces[n])
             for n, port in enumerate(self.ports.gateways, start=1)
         ]
         every = [self._history, *self._gateways]
@@ -254,6 +301,8 @@ class Stack:
             self._history.stop()
         if self._rabbitmq is not None:
             self._rabbitmq.stop()
+        for namespace in self.namespaces:
+            namespace.delete()
 
     # --- what the failure tests do ----------------------------------------------------
 
@@ -291,16 +340,15 @@ class Stack:
         if not self.history.running():
             self.history.stop()  # reap the dead process before starting anew
             self.start_history()
-        restarted = False
         for gw in self._gateways:
             if not gw.running():
                 gw.stop()
                 gw.start()
-                restarted = True
         for service in [self.history, *self._gateways]:
             service.wait_status("/readyz", 200)
-        if restarted:
-            self.nginx.reload()
+        # Always: a gateway that refused handshakes while cut off from the broker (503) is
+        # skipped by nginx for proxy.fail_timeout_s; the next test starts with fresh workers.
+        self.nginx.reload()
 
     def components(self) -> list[tuple[str, str, Path]]:
         """(name, address, log file) of every part, for status lines."""

@@ -68,6 +68,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._to_reap: deque[Any] = deque()
         self._reaping = False
+        self._failover: asyncio.TimerHandle | None = None
         broker.on_delivery = self.deliver
         broker.add_ready_listener(self._ready_changed)
         broker.on_reconnect = self._reconnected
@@ -147,10 +148,36 @@ class Gateway:
 
     def _ready_changed(self, ready: bool) -> None:
         self.metrics.gauge("gateway.ready.{instance}", 1 if ready else 0, instance=self.instance)
+        if self._failover is not None:
+            self._failover.cancel()
+            self._failover = None
         if ready:
             log.info("broker ready", extra={"event": "broker.ready"})
         else:
             log.warning("broker not ready", extra={"event": "broker.not_ready"})
+            self._failover = asyncio.get_running_loop().call_later(
+                self.config.gateway.failover_after_s, self._fail_over
+            )
+
+    def _fail_over(self) -> None:
+        """Cut off from the broker for gateway.failover_after_s: send every client away.
+
+        Each says `unavailable` here meanwhile; closed with 1012 it reconnects, and nginx
+        passes the handshake (refused with 503 while not ready, see ChatSocketHandler) on to
+        a gateway that can reach the broker. A short blip does not reach this point.
+        """
+        self._failover = None
+        sessions = list(self.sessions)
+        if self.broker.ready or not sessions:
+            return
+        log.warning(
+            "broker unreachable for %.0f s: asking %d client(s) to reconnect elsewhere",
+            self.config.gateway.failover_after_s,
+            len(sessions),
+            extra={"event": "broker.failover"},
+        )
+        code = protocol_close_code("close_service_restart")
+        self.spawn(self.close_all(code, "broker unreachable, reconnect"))
 
     def _reconnected(self) -> None:
         """The broker is back after an outage: make every client resynchronise.
@@ -215,7 +242,8 @@ class Gateway:
             self.metrics.incr("gateway.messages.delivered", delivered)
 
     def _message_frame(self, room: str, payload: dict[str, Any]) -> str | None:
-        key = (room, payload["nick"], payload["client_msg_id"])
+        # "sender" is missing only from a gateway older than the client token.
+        key = (room, payload["nick"], payload.get("sender", ""), payload["client_msg_id"])
         entry = self.idempotency.get(key)
         if entry is None:
             self.idempotency.remember(key, payload["id"], payload["ts"])

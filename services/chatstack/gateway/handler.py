@@ -31,6 +31,14 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self._frame_ends: deque[int] = deque()
 
     async def get(self, *args: str, **kwargs: str) -> None:
+        # Not connected to the broker: refuse the handshake with 503, so nginx passes it on
+        # to another gateway (proxy_next_upstream http_503) instead of a socket here that
+        # could only answer `unavailable`.
+        if not self.gateway.broker.ready:
+            self.set_status(503)
+            self.set_header("Cache-Control", "no-store")
+            self.finish({"error": {"code": "unavailable", "detail": "not connected to the broker"}})
+            return
         # The client address (X-Real-IP from nginx with http.xheaders): one address may not
         # hold every connection of this gateway.
         self.address = self.request.remote_ip or ""

@@ -1,4 +1,6 @@
-"""Remembers which id a (room, nick, client_msg_id) got, so a retried say is stored once.
+"""Remembers which id a (room, nick, sender, client_msg_id) got, so a retried say is stored
+once. ``sender`` is the hash of the client's secret token (``gateway.session.sender_of``):
+someone else's say with the same room, nick and client_msg_id is another message.
 
 An entry is created when a say is first published (with its future, so a retry that arrives
 while the broker has not confirmed yet waits for the same outcome) and when a message is
@@ -16,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-Key = tuple[str, str, str]  # room, nick, client_msg_id
+Key = tuple[str, str, str, str]  # room, nick, sender, client_msg_id
 
 
 @dataclass

@@ -8,6 +8,7 @@ next frame of the same or another client.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
@@ -20,6 +21,12 @@ from ..ratelimit import AbuseMeter, TokenBucket
 from .core import Gateway, protocol_close_code
 
 log = logging.getLogger(__name__)
+
+
+def sender_of(client_token: str) -> str:
+    """What the dedupe key holds of a client's token: a hash, so neither the broker, the
+    other gateways nor the history database ever hold the secret itself."""
+    return hashlib.sha256(client_token.encode("ascii")).hexdigest()[:32]
 
 
 class Transport(TypingProtocol):
@@ -36,6 +43,10 @@ class Session:
         self.transport = transport
         self.conn = "c" + secrets.token_hex(6)
         self.rooms: dict[str, str] = {}  # room -> nick
+        self.senders: dict[str, str] = {}  # room -> sender (sender_of the join's token)
+        # A join without a token: a sender only this connection knows, so its says can
+        # never collide with anyone's (and its retries dedupe only on this connection).
+        self.own_sender = secrets.token_hex(16)
         limits = gateway.limits
         stalled = gateway.loopwatch.stalled
         self.bucket = TokenBucket(limits.rate_per_s, limits.burst, stalled=stalled)
@@ -151,6 +162,8 @@ class Session:
         if not gateway.broker.ready:
             self.unavailable("the message broker is not reachable; join again later")
             return
+        token = frame.client_token
+        self.senders[frame.room] = sender_of(token) if token is not None else self.own_sender
         if previous == frame.nick:
             # Joined already: answer as a fresh join would, without telling the room twice.
             self.send(protocol.presence(frame.room, frame.nick, "join"))
@@ -163,6 +176,7 @@ class Session:
 
     def _leave(self, room: str) -> None:
         nick = self.rooms.pop(room, None)
+        self.senders.pop(room, None)
         if nick is None:
             self.error("not_joined", f"not in room {room}", room)
             return
@@ -187,11 +201,11 @@ class Session:
         if nick is None:
             self.error("not_joined", f"join {frame.room} before saying something", frame.room)
             return
-        self.gateway.spawn(self._publish_say(frame, nick))
+        self.gateway.spawn(self._publish_say(frame, nick, self.senders[frame.room]))
 
-    async def _publish_say(self, frame: protocol.Say, nick: str) -> None:
+    async def _publish_say(self, frame: protocol.Say, nick: str, sender: str) -> None:
         gateway = self.gateway
-        key = (frame.room, nick, frame.client_msg_id)
+        key = (frame.room, nick, sender, frame.client_msg_id)
         entry = gateway.idempotency.get(key)
         if entry is not None and entry.confirmed is not None:
             # The same say is in flight: its outcome is this one's too.
@@ -222,6 +236,7 @@ class Session:
                 "text": frame.text,
                 "ts": entry.ts,
                 "client_msg_id": frame.client_msg_id,
+                "sender": sender,
             },
             ensure_ascii=False,
         ).encode()
@@ -264,6 +279,7 @@ class Session:
             gateway.rooms.remove(room, self)
             self._publish_presence(room, nick, "leave")
         self.rooms.clear()
+        self.senders.clear()
         gateway.sessions.discard(self)
         gateway.metrics.gauge(
             "gateway.connections.{instance}", len(gateway.sessions), instance=gateway.instance

@@ -11,6 +11,8 @@ from .. import contract, ids
 from ..metrics import Metrics
 from .store import HistoryStore
 
+_LIMIT = re.compile(r"[0-9]{1,6}")
+
 
 def messages_route() -> str:
     """The tornado URL pattern of the contract's messages route."""
@@ -48,7 +50,9 @@ class MessagesHandler(tornado.web.RequestHandler):
         limit_text = self.get_query_argument("limit", None)
         limit = self.limit_default
         if limit_text is not None:
-            if not limit_text.isdigit() or not 1 <= int(limit_text) <= self.limit_max:
+            # ASCII digits only, and few of them: str.isdigit() accepts "²" (int() then
+            # raises) and int() refuses more than 4,300 digits.
+            if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= self.limit_max:
                 return self._refuse("bad_limit", f"limit must be 1 to {self.limit_max}")
             limit = int(limit_text)
         if not self.store.is_open:

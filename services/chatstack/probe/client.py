@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -102,6 +103,9 @@ class ChatClient:
         self._pacer = Pacer(float(self.limits["rate_per_s"]), int(self.limits["burst"]))
         self._changed = asyncio.Event()
         self._said = 0
+        # Sent with every join (docs/protocol.md, "Exactly once"): a user that reconnects
+        # passes its token on, so its retried says are recognised as the same say.
+        self.client_token = secrets.token_urlsafe(16)
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -246,10 +250,13 @@ class ChatClient:
 
     # -- chat operations ------------------------------------------------------------------
 
-    async def join(self, room: str, nick: str) -> None:
-        """Join and wait for our own presence frame (that is how a client knows it is in)."""
+    async def join(self, room: str, nick: str, client_token: str | None = None) -> None:
+        """Join and wait for our own presence frame (that is how a client knows it is in).
+
+        ``client_token``: the user's secret across connections (default: this client's)."""
         since = self.mark()
-        await self.send({"type": "join", "room": room, "nick": nick})
+        token = client_token or self.client_token
+        await self.send({"type": "join", "room": room, "nick": nick, "client_token": token})
         await self.wait_for(
             presence_of(room, nick, "join"), f"own presence joining {room}", since=since
         )

@@ -78,6 +78,9 @@ class Chatter:
     live: Counter[str] = field(default_factory=Counter)  # message ids received as frames
     recovered: set[str] = field(default_factory=set)  # message ids obtained from history
     log: RoomLog = field(default_factory=RoomLog)
+    # The user's secret across its connections (docs/protocol.md, client_token): a say
+    # retried after a reconnect is recognised as the same say.
+    client_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     # Recoveries run beside the chat, as in the browser: says do not wait for history.
     _recoveries: list[asyncio.Task[None]] = field(default_factory=list)
     _harvested: int = 0
@@ -109,7 +112,7 @@ class Chatter:
             try:
                 client = await ChatClient.connect(self.target, self.name)
                 try:
-                    await client.join(self.room, self.name)
+                    await client.join(self.room, self.name, self.client_token)
                 except FlowFailed:
                     await client.close()
                     raise

@@ -15,6 +15,7 @@ from ..gateway.handler import ChatSocketHandler
 from ..history.api import MessagesHandler, messages_route
 from ..history.service import HistoryService
 from ..metrics import Metrics
+from .access_log import log_request
 from .guards import SecurityHeaders, host_checked
 from .health import HealthHandler, ReadyHandler
 
@@ -28,6 +29,16 @@ def client_dir(config: Config) -> Path:
 
 class ClientHandler(tornado.web.StaticFileHandler):
     # The security headers are on every response (guards.SecurityHeaders).
+    async def get(self, path: str, include_body: bool = True) -> None:
+        # A NUL or other control character can never name a file: 400 with a code instead
+        # of the ValueError ("embedded null byte") tornado would turn into a 500.
+        if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+            self.set_status(400)
+            self.set_header("Cache-Control", "no-store")
+            self.finish({"error": {"code": "bad_path", "detail": "control character in path"}})
+            return
+        await super().get(path, include_body)
+
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
 
@@ -46,6 +57,7 @@ def _settings(config: Config) -> dict[str, Any]:
         "websocket_ping_timeout": config.gateway.ping_timeout_s,
         "websocket_max_message_size": config.limits.max_frame_bytes,
         "compress_response": False,
+        "log_function": log_request,
         "debug": False,
     }
 
@@ -59,10 +71,15 @@ def _history_routes(history: HistoryService, metrics: Metrics) -> list[Any]:
     return [(messages_route(), MessagesHandler, handler_args)]
 
 
-def _health_routes(instance: str, checks: dict[str, Any]) -> list[Any]:
+def _health_routes(
+    instance: str, checks: dict[str, Any], history: HistoryService | None = None
+) -> list[Any]:
+    ready_args: dict[str, Any] = {"instance": instance, "checks": checks}
+    if history is not None:
+        ready_args["problems"] = lambda: [history.fault] if history.fault else []
     return [
         (contract.route("healthz"), HealthHandler, {"instance": instance}),
-        (contract.route("readyz"), ReadyHandler, {"instance": instance, "checks": checks}),
+        (contract.route("readyz"), ReadyHandler, ready_args),
     ]
 
 
@@ -82,7 +99,7 @@ def make_history_app(
         "broker not connected": lambda: history.broker.ready,
         "store not open": lambda: history.store.is_open,
     }
-    routes = _history_routes(history, metrics) + _health_routes(config.instance, checks)
+    routes = _history_routes(history, metrics) + _health_routes(config.instance, checks, history)
     return _application(config, routes, metrics)
 
 
@@ -99,7 +116,7 @@ def make_embedded_app(
     routes = (
         _gateway_routes(gateway)
         + _history_routes(history, metrics)
-        + _health_routes(config.instance, checks)
+        + _health_routes(config.instance, checks, history)
         + [
             (
                 r"/(.*)",

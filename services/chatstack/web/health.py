@@ -19,16 +19,24 @@ class HealthHandler(tornado.web.RequestHandler):
 class ReadyHandler(tornado.web.RequestHandler):
     """Ready when every check passes; 503 says why not.
 
-    ``checks`` maps the reason reported when a check fails to the check itself.
+    ``checks`` maps the reason reported when a check fails to the check itself;
+    ``problems`` returns reasons only known at run time (e.g. why the store fails).
     """
 
-    def initialize(self, instance: str, checks: dict[str, Callable[[], bool]]) -> None:
+    def initialize(
+        self,
+        instance: str,
+        checks: dict[str, Callable[[], bool]],
+        problems: Callable[[], list[str]] = list,
+    ) -> None:
         self.instance = instance
         self.checks = checks
+        self.problems = problems
 
     def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
         failing = sorted(reason for reason, check in self.checks.items() if not check())
+        failing += self.problems()
         if failing:
             self.set_status(503)
             self.write(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Client, cluster, eventually, get, history_pages, run
+from support import Client, cluster, eventually, get, history_pages, nick_token, run
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
@@ -203,7 +203,10 @@ class Resilient:
         while True:
             try:
                 client = await Client.connect(self.url)
-                await client.send(type="join", room=self.room, nick=self.nick)
+                # The same token on every connection: its retries are recognised as its own.
+                await client.send(
+                    type="join", room=self.room, nick=self.nick, client_token=nick_token(self.nick)
+                )
                 frame = await client.first(
                     lambda f: (
                         f["type"] == "error" or (f["type"] == "presence" and f["nick"] == self.nick)

@@ -18,9 +18,10 @@ def test_caught_up_only_after_the_backlog_is_stored(caplog: pytest.LogCaptureFix
         release = asyncio.Event()
         stored: list[bytes] = []
 
-        async def slow_store(batch: list[bytes]) -> None:
+        async def slow_store(batch: list[bytes]) -> list[int]:
             await release.wait()
             stored.extend(batch)
+            return []
 
         history.on_store = slow_store
         for n in range(3):

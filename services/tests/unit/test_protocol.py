@@ -22,6 +22,9 @@ def test_valid_frames() -> None:
     assert parse_client_frame('{"type":"join","room":"lobby","nick":"ada"}', RULES) == Join(
         "lobby", "ada"
     )
+    token = "A" * 22
+    join = json.dumps({"type": "join", "room": "lobby", "nick": "ada", "client_token": token})
+    assert parse_client_frame(join, RULES) == Join("lobby", "ada", token)
     assert parse_client_frame('{"type":"leave","room":"a-b_c"}', RULES) == Leave("a-b_c")
     say = '{"type":"say","room":"r","text":"héllo","client_msg_id":"k1:2","extra":1}'
     assert parse_client_frame(say, RULES) == Say("r", "héllo", "k1:2")
@@ -43,6 +46,12 @@ def test_valid_frames() -> None:
         ('{"type":"join","room":"lobby","nick":""}', "bad_nick"),
         ('{"type":"join","room":"lobby","nick":"<b>"}', "bad_nick"),
         ('{"type":"join","room":"lobby"}', "bad_nick"),
+        ('{"type":"join","room":"lobby","nick":"a","client_token":"short"}', "bad_client_token"),
+        (
+            '{"type":"join","room":"lobby","nick":"a","client_token":' + '"' + "x" * 21 + '"}',
+            "bad_client_token",
+        ),
+        ('{"type":"join","room":"lobby","nick":"a","client_token":null}', "bad_client_token"),
         ('{"type":"leave"}', "bad_room"),
         ('{"type":"say","room":"r","client_msg_id":"c"}', "bad_text"),
         ('{"type":"say","room":"r","text":"","client_msg_id":"c"}', "bad_text"),
@@ -72,7 +81,7 @@ def test_every_documented_code_exists_in_the_contract() -> None:
     documented = {
         "bad_json", "bad_frame", "unknown_type", "bad_room", "bad_nick", "bad_text",
         "text_too_long", "bad_client_msg_id", "too_many_rooms", "not_joined",
-        "rate_limited", "unavailable", "join_rate_limited",
+        "rate_limited", "unavailable", "join_rate_limited", "bad_client_token",
     }  # fmt: skip
     assert documented == CODES
 

@@ -159,6 +159,13 @@ def _checks() -> list[tuple[str, Provoke]]:
         ("bad_room", _frame({"type": "join", "room": "no spaces!", "nick": "x"}, "bad_room")),
         ("bad_nick", _frame({"type": "join", "room": "{room}", "nick": "bad nick!"}, "bad_nick")),
         (
+            "bad_client_token",
+            _frame(
+                {"type": "join", "room": "{room}", "nick": "x", "client_token": "guessable"},
+                "bad_client_token",
+            ),
+        ),
+        (
             "bad_text",
             _frame(
                 {"type": "say", "room": "{room}", "text": "", "client_msg_id": "k-1"}, "bad_text"
