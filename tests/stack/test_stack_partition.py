@@ -87,7 +87,8 @@ def partition_stack() -> Iterator[Stack]:
 
 
 class Readiness:
-    """Polls one service's /readyz in a thread: [(monotonic time, status)]."""
+    """Polls one service's /readyz in a thread: [(wall-clock time, status)], the clock
+    chat-probe stamps its attempts with."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -97,7 +98,7 @@ class Readiness:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.monotonic(), self.service.status("/readyz")[0]))
+            self.samples.append((time.time(), self.service.status("/readyz")[0]))
             time.sleep(0.2)
 
     def __enter__(self) -> Self:
@@ -116,12 +117,12 @@ async def cut(stack: Stack, service: Service, seconds: float) -> tuple[float, fl
     """Blackhole ``service``'s broker traffic for ``seconds``; (cut, healed) times."""
     namespace = stack.namespace(service)
     await asyncio.to_thread(namespace.blackhole, stack.rabbitmq.amqps_port)
-    cut_at = time.monotonic()
+    cut_at = time.time()
     try:
         await asyncio.sleep(seconds)
     finally:
         await asyncio.to_thread(namespace.heal)
-    return cut_at, time.monotonic()
+    return cut_at, time.time()
 
 
 async def pair_on_two_gateways(url: str, room: str) -> tuple[Chatter, Chatter]:
