@@ -29,7 +29,7 @@ import { textNodes } from "./linkify.js";
 import { nickColourClass, youLabel } from "./nicks.js";
 import { Panels } from "./panels.js";
 import { ReconnectView } from "./reconnect-view.js";
-import { RoomLog, recover } from "./recovery.js";
+import { RoomLog, floorId, recover } from "./recovery.js";
 import { ScrollFollower } from "./scroll.js";
 import { errorWords } from "./words.js";
 
@@ -96,8 +96,8 @@ class Room {
   constructor(name, nick, seen = null) {
     this.name = name;
     this.nick = nick;
-    // Newest id read on screen (kept over a reload): history up to it is never unread.
-    // null: never on screen, so what history holds is not news either.
+    // Newest id read (kept over a reload): history up to it is never unread; null: what
+    // history holds is not news either.
     this.seen = seen;
     this.unread = 0;
     this.joined = false; // on the current socket (our own presence seen)
@@ -425,7 +425,9 @@ function join(name, nick) {
   if (room) {
     room.nick = nick; // joining again with another nick changes the nick
   } else {
-    room = new Room(name, nick);
+    // Ids grow with time: what history held before this join is not unread, even if it
+    // arrives after the user has moved to another room.
+    room = new Room(name, nick, floorId(Date.now()));
     state.rooms.set(name, room);
   }
   activate(name);
