@@ -20,6 +20,8 @@ SHOWN = """[...document.querySelectorAll('#messages ol:not([hidden]) li.message'
 OUTAGE_NOISE = ("WebSocket connection to", "Failed to load resource")
 
 
+# Keys the tests press: virtual key code and the text a keyDown inserts.
+KEYS = {"Enter": (13, "\r"), "Tab": (9, ""), "Escape": (27, "")}
 # Viewports of the UI tests: (width, height, mobile). CSS px; a phone is 390 wide.
 VIEWPORTS = {"desktop": (1200, 900, False), "phone": (390, 844, True)}
 
@@ -93,34 +95,42 @@ class ChatPage:
         await self.page.fill("#text", text)
         await self.page.click("#send")
 
-    async def press_enter(self, shift: bool = False) -> None:
-        """A real Enter key press (Shift+Enter with shift) in the focused element."""
+    async def press(self, key: str, shift: bool = False) -> None:
+        """A real key press (Enter, Tab, Escape) in the focused element."""
+        code, text = KEYS[key]
         for kind in ("keyDown", "keyUp"):
             await self.page.call(
                 "Input.dispatchKeyEvent",
                 type=kind,
-                key="Enter",
-                code="Enter",
-                windowsVirtualKeyCode=13,
+                key=key,
+                code=key,
+                windowsVirtualKeyCode=code,
                 modifiers=8 if shift else 0,
-                **({"text": "\r"} if kind == "keyDown" else {}),
+                **({"text": text} if text and kind == "keyDown" else {}),
             )
 
-    async def press_tab(self) -> str:
-        """Tab to the next control; the id (or tag and data-room) of what has focus then."""
-        for kind in ("keyDown", "keyUp"):
-            await self.page.call(
-                "Input.dispatchKeyEvent",
-                type=kind,
-                key="Tab",
-                code="Tab",
-                windowsVirtualKeyCode=9,
-            )
+    async def press_enter(self, shift: bool = False) -> None:
+        await self.press("Enter", shift)
+
+    async def focused(self) -> str:
+        """The id of the focused element, else room:<name> for a room, else its tag."""
         focused: str = await self.page.evaluate(
             "(() => { const e = document.activeElement;"
             " return e.id || (e.dataset.room ? 'room:' + e.dataset.room : e.tagName); })()"
         )
         return focused
+
+    async def accessible_name(self, selector: str) -> str:
+        """The name assistive technology gets for the element (Chromium's AX tree)."""
+        document = await self.page.call("DOM.getDocument", depth=0)
+        node = await self.page.call(
+            "DOM.querySelector", nodeId=document["root"]["nodeId"], selector=selector
+        )
+        tree = await self.page.call(
+            "Accessibility.getPartialAXTree", nodeId=node["nodeId"], fetchRelatives=False
+        )
+        name: str = tree["nodes"][0].get("name", {}).get("value", "")
+        return name
 
     async def shown(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = await self.page.evaluate(SHOWN)

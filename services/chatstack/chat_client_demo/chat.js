@@ -123,7 +123,7 @@ class Room {
     this.badge = document.createElement("span");
     this.badge.className = "badge";
     this.badge.hidden = true;
-    this.tab.append(label, this.badge);
+    this.tab.append(label, " ", this.badge); // accessible name: "<room> 3 unread"
     this.tab.addEventListener("click", () => {
       activate(name);
       panels.open(null);
@@ -415,6 +415,7 @@ function joinTimedOut() {
 
 function join(name, nick) {
   sessionStorage.setItem(STORE_NICK, nick);
+  panels.open(null);
   let room = state.rooms.get(name);
   ui.text.disabled = false; // so focus can move there now (activate keeps it enabled)
   if (room && room.nick === nick) {
@@ -617,7 +618,6 @@ ui.text.addEventListener("keydown", (event) => {
 });
 ui.leave.addEventListener("click", leave);
 ui.addRoom.addEventListener("click", () => {
-  panels.open(null);
   dialog.open({ nick: state.rooms.get(state.active)?.nick });
 });
 byId("retry").addEventListener("click", () => connection.retryNow());

@@ -9,7 +9,8 @@ export class Panels {
       button.addEventListener("click", () => this.open(this.current() === name ? null : name));
     }
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && this.current() !== null) {
+      // An open dialog (over the panel) takes its own Escape.
+      if (event.key === "Escape" && this.current() !== null && !document.querySelector("dialog[open]")) {
         const button = this.toggles[this.current()];
         this.open(null);
         button.focus();
