@@ -14,7 +14,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 # One browser test is enough: the browser fixture decides before any page opens.
-SELECTED = "test_error_frames_are_shown and embedded"
+SELECTED = "test_a_bad_nick_is_refused_in_words_before_sending and embedded"
 
 
 def run_without_chromium(ci: str | None) -> subprocess.CompletedProcess[str]:

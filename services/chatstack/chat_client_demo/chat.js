@@ -15,6 +15,7 @@ import {
   JOIN_TIMEOUT_MS,
   MAX_SEND_ATTEMPTS,
   MESSAGES_PATH,
+  OWN_IDS_KEPT,
   PAGE_LIMIT_DEFAULT,
   PAGE_LIMIT_MAX,
   RECOVERY_OVERLAP_MS,
@@ -71,7 +72,6 @@ const MAX_ERRORS_SHOWN = 5;
 const STORE_NICK = "chatstack.nick";
 const STORE_ROOMS = "chatstack.rooms";
 const STORE_OWN = "chatstack.own";
-const OWN_KEPT = 500;
 
 const encoder = new TextEncoder();
 // Unique per page load: client_msg_ids are `<session>-<n>` (protocol.client_msg_id_pattern).
@@ -485,7 +485,7 @@ function acked(cmid, id) {
   pending.element.remove();
   if (typeof id !== "string") return;
   state.own.add(id);
-  sessionStorage.setItem(STORE_OWN, JSON.stringify([...state.own].slice(-OWN_KEPT)));
+  sessionStorage.setItem(STORE_OWN, JSON.stringify([...state.own].slice(-OWN_IDS_KEPT)));
   const room = state.rooms.get(pending.room);
   const item = room?.list.querySelector(`[data-id="${id}"]`);
   if (item) markOwn(item);

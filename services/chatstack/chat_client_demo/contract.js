@@ -28,3 +28,4 @@ export const ACK_CHECK_EVERY_MS = 1000; // client: how often unacked says are lo
 export const MAX_SEND_ATTEMPTS = 5; // client: then the say is shown as not sent
 export const JOIN_TIMEOUT_MS = 10000; // client: a join without our own presence by then is retried
 export const ERROR_SHOW_MS = 20000; // client: how long an error stays on screen
+export const OWN_IDS_KEPT = 500; // client: ids of our own messages a tab remembers over reloads

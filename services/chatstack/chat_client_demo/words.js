@@ -2,7 +2,12 @@
 // checked before anything is sent. Codes stay available for the curious (chat.js puts them
 // in a <details>), never in the sentence itself.
 
-import { NICK_PATTERN, ROOM_PATTERN } from "./contract.js";
+import {
+  CLOSE_POLICY_VIOLATION,
+  CLOSE_SERVICE_RESTART,
+  NICK_PATTERN,
+  ROOM_PATTERN,
+} from "./contract.js";
 
 const ERROR_WORDS = {
   bad_nick: "That nick can't be used.",
@@ -27,9 +32,9 @@ export function closeWords(code) {
     1000: "closed normally",
     1001: "the server is going away",
     1006: "the connection dropped",
-    1008: "refused by the server's policy",
+    [CLOSE_POLICY_VIOLATION]: "refused by the server's policy",
     1011: "server error",
-    1012: "the server is restarting",
+    [CLOSE_SERVICE_RESTART]: "the server is restarting",
     1013: "the server is busy",
   };
   return `${why[code] ?? "closed"} (code ${code})`;
