@@ -127,7 +127,9 @@ class ChatPage:
             "DOM.querySelector", nodeId=document["root"]["nodeId"], selector=selector
         )
         tree = await self.page.call(
-            "Accessibility.getPartialAXTree", nodeId=node["nodeId"], fetchRelatives=False
+            "Accessibility.getPartialAXTree",
+            nodeId=node["nodeId"],
+            fetchRelatives=False,
         )
         name: str = tree["nodes"][0].get("name", {}).get("value", "")
         return name

@@ -22,9 +22,7 @@ pytestmark = [
     pytest.mark.parametrize("viewport", ["desktop", "phone"]),
 ]
 
-ANNOUNCED = (
-    "[...document.querySelectorAll('#announcer p')].map((p) => p.textContent)"
-)
+ANNOUNCED = "[...document.querySelectorAll('#announcer p')].map((p) => p.textContent)"
 MAX_TABS = 30
 
 
@@ -73,7 +71,9 @@ def test_keyboard_live_region_unread_and_axe(
         await ada.press("Enter")
         assert await ada.page.evaluate("document.querySelector('#join-dialog').open")
         await ada.press("Escape")
-        assert not await ada.page.evaluate("document.querySelector('#join-dialog').open")
+        assert not await ada.page.evaluate(
+            "document.querySelector('#join-dialog').open"
+        )
         await ada.page.evaluate("document.querySelector('#add-room').focus()")
         await ada.press("Enter")
         await ada.page.call("Input.insertText", text=there)
@@ -127,9 +127,12 @@ def test_keyboard_live_region_unread_and_axe(
         await ada.open_join_dialog()
         await ada.page.fill("#nick", "no spaces please")
         await ada.page.click("#join")
-        assert await ada.page.evaluate(
-            "document.querySelector('#nick').getAttribute('aria-invalid')"
-        ) == "true"
+        assert (
+            await ada.page.evaluate(
+                "document.querySelector('#nick').getAttribute('aria-invalid')"
+            )
+            == "true"
+        )
         await check_axe(ada.page, axe, f"{viewport}, join dialog with a refused nick")
         assert ada.console_errors() == [], ada.console_errors()
 

@@ -178,7 +178,9 @@ def test_a_bad_nick_is_refused_in_words_before_sending(
         await page.fill_join(room, "bad nick!")
         problem = await page.text_of("#join-problem")
         assert problem.startswith("A nick can't contain a space."), problem
-        assert await page.count("#rooms button") == 0, "a refused join left a room behind"
+        assert await page.count("#rooms button") == 0, (
+            "a refused join left a room behind"
+        )
         await page.join(room, "good-nick")
         assert await page.count("#rooms button") == 1
         assert await page.count("#errors li") == 0

@@ -89,12 +89,21 @@ def test_layout_rooms_and_people_reachable_without_horizontal_scroll(
 
         # Switch rooms with the pointer only (no retyping), then see who is here.
         await ada.show_room(first)
-        assert await attribute(ada.page, f"#rooms button[data-room='{first}']", "aria-current") == "true"
+        assert (
+            await attribute(
+                ada.page, f"#rooms button[data-room='{first}']", "aria-current"
+            )
+            == "true"
+        )
         assert await ada.visible("#text")
         if phone:
-            assert not await ada.visible("#rooms-panel"), "choosing a room closes the panel"
+            assert not await ada.visible("#rooms-panel"), (
+                "choosing a room closes the panel"
+            )
             await ada.page.click("#toggle-people")
-            assert await attribute(ada.page, "#toggle-people", "aria-expanded") == "true"
+            assert (
+                await attribute(ada.page, "#toggle-people", "aria-expanded") == "true"
+            )
         assert await ada.visible("#presence li[data-nick='ada']")
         await check_axe(ada.page, axe, f"{viewport}, a room with the people list shown")
         if phone:
@@ -142,7 +151,9 @@ def test_nick_is_per_tab_and_you_is_unambiguous(
     run_in_browser(scenario)
 
 
-def test_scrolling_follows_the_reader(run_in_browser: Any, site: Any, viewport: str) -> None:
+def test_scrolling_follows_the_reader(
+    run_in_browser: Any, site: Any, viewport: str
+) -> None:
     """Item 6: new messages are followed at the bottom; while reading back they are not
     forced on the reader but announced by the "new messages" button; sending jumps down,
     and an own message that wraps is followed to its last line."""
@@ -158,13 +169,18 @@ def test_scrolling_follows_the_reader(run_in_browser: Any, site: Any, viewport: 
         await ada.page.wait_for(f"{BOX_DISTANCE} <= 24", "follows new messages")
 
         await ada.page.evaluate("document.querySelector('#messages').scrollTop = 0")
-        await ada.page.wait_for("document.querySelector('#new-below').hidden", "no marker yet")
+        await ada.page.wait_for(
+            "document.querySelector('#new-below').hidden", "no marker yet"
+        )
         await talk(site, room, "bob", ["while ada reads back"])
         await ada.wait_texts(["while ada reads back"])
         await ada.page.wait_for(
             "!document.querySelector('#new-below').hidden", "the new messages marker"
         )
-        assert await ada.page.evaluate("document.querySelector('#messages').scrollTop") == 0
+        assert (
+            await ada.page.evaluate("document.querySelector('#messages').scrollTop")
+            == 0
+        )
         await ada.page.click("#new-below")
         await ada.page.wait_for(f"{BOX_DISTANCE} <= 24", "the marker jumps down")
         assert await ada.page.evaluate("document.querySelector('#new-below').hidden")
@@ -174,7 +190,9 @@ def test_scrolling_follows_the_reader(run_in_browser: Any, site: Any, viewport: 
         await ada.page.fill("#text", wrapping)
         await ada.press_enter()
         await ada.wait_texts([wrapping])
-        await ada.page.wait_for("document.querySelectorAll('#outbox li').length === 0", "ack")
+        await ada.page.wait_for(
+            "document.querySelectorAll('#outbox li').length === 0", "ack"
+        )
         await ada.page.wait_for(f"{BOX_DISTANCE} <= 24", "own wrapped message followed")
 
     run_in_browser(scenario)
@@ -188,7 +206,9 @@ RECORDER = """(() => {
     .observe(status, {attributes: true, attributeFilter: ['data-state', 'data-retry-at']});
   return true;
 })()"""
-REMAINING_MS = "Number(document.querySelector('#status').dataset.retryAt ?? 0) - Date.now()"
+REMAINING_MS = (
+    "Number(document.querySelector('#status').dataset.retryAt ?? 0) - Date.now()"
+)
 # What backoff.js answers for attempts 0..9 with the lowest and highest random draw.
 BACKOFF = """(async () => {
   const { reconnectDelay } = await import('./backoff.js');
@@ -217,7 +237,9 @@ def test_reconnect_counts_down_and_retries_at_once_when_asked(
         await ada.page.evaluate(RECORDER)
 
         site.drop("")
-        await ada.page.wait_for(f"{REMAINING_MS} > 1500", "waiting for a later retry", 30)
+        await ada.page.wait_for(
+            f"{REMAINING_MS} > 1500", "waiting for a later retry", 30
+        )
         assert await ada.visible("#retry")
         status = await ada.text_of("#status")
         assert status == "Connection lost.", status
@@ -270,10 +292,15 @@ def test_words_not_codes(run_in_browser: Any, site: Any, viewport: str) -> None:
             problem = await page.text_of("#join-problem")
             assert words in problem, problem
             assert "^[" not in problem and "bad_" not in problem
-            assert await page.page.evaluate("document.querySelector('#join-dialog').open")
+            assert await page.page.evaluate(
+                "document.querySelector('#join-dialog').open"
+            )
             invalid = await page.count("#join-form [aria-invalid='true']")
             assert invalid == 1, f"{nick!r}/{name!r}: {invalid} fields marked invalid"
-        assert await page.count("#rooms button") == 0 and await page.count("#errors li") == 0
+        assert (
+            await page.count("#rooms button") == 0
+            and await page.count("#errors li") == 0
+        )
 
         # The server's own refusal: one room more than a connection may hold.
         for n in range(MAX_ROOMS):
@@ -296,7 +323,9 @@ def test_words_not_codes(run_in_browser: Any, site: Any, viewport: str) -> None:
     run_in_browser(scenario)
 
 
-def test_what_people_expect_of_a_chat(run_in_browser: Any, site: Any, viewport: str) -> None:
+def test_what_people_expect_of_a_chat(
+    run_in_browser: Any, site: Any, viewport: str
+) -> None:
     """Item 9: day separators, multi-line input, safe links, nick colours, focus after
     joining, unread counts and title badge without false unread marks after a reload."""
     here, there = room_name("here"), room_name("there")
@@ -318,7 +347,8 @@ def test_what_people_expect_of_a_chat(run_in_browser: Any, site: Any, viewport: 
         await ada.press_enter(shift=True)
         await ada.page.call("Input.insertText", text="second line")
         await ada.press_enter()
-        [message] = await ada.wait_texts(["first line\nsecond line"])
+        [message] = await ada.wait_texts(["first line\nsecond line"])  # one message
+        assert message["nick"] == "ada"
         assert await ada.page.evaluate("document.querySelector('#text').value") == ""
 
         await talk(site, here, "bob", [link_text])
@@ -342,10 +372,13 @@ def test_what_people_expect_of_a_chat(run_in_browser: Any, site: Any, viewport: 
         assert len(colours) == 2 and by_nick["ada"] != by_nick["bob"], colours
 
         # Day separators: one before today's first message; the labels of other days.
-        assert await ada.page.evaluate(
-            "[...document.querySelectorAll('#messages ol:not([hidden]) > li.day')]"
-            ".map((d) => d.textContent).join()"
-        ) == "Today"
+        assert (
+            await ada.page.evaluate(
+                "[...document.querySelectorAll('#messages ol:not([hidden]) > li.day')]"
+                ".map((d) => d.textContent).join()"
+            )
+            == "Today"
+        )
         labels = await ada.page.evaluate(
             """(async () => { const d = await import('./days.js');
             const now = new Date(2026, 2, 1, 0, 30);
