@@ -61,6 +61,10 @@ const follower = new ScrollFollower(ui.messages, ui.newBelow);
 const announcer = new Announcer(byId("announcer"));
 const panels = new Panels({ rooms: byId("toggle-rooms"), people: byId("toggle-people") });
 const TITLE = document.title;
+const roomsBadge = document.createElement("span");
+roomsBadge.className = "badge";
+roomsBadge.hidden = true;
+byId("toggle-rooms").append(" ", roomsBadge);
 
 // Errors that can only answer a join: they tell which room failed while one join is out.
 const JOIN_ERRORS = new Set(["bad_room", "bad_nick", "too_many_rooms"]);
@@ -117,6 +121,7 @@ class Room {
     this.tab = document.createElement("button");
     this.tab.type = "button";
     this.tab.dataset.room = name;
+    this.tab.title = name; // the full name when the button cuts it short
     const label = document.createElement("span");
     label.className = "room-name";
     label.textContent = name;
@@ -235,16 +240,31 @@ function markSeen(room) {
   setUnread(room, 0);
 }
 
-function setUnread(room, count) {
-  room.unread = count;
-  room.tab.classList.toggle("unread", count > 0);
-  room.badge.hidden = count === 0;
+function renderBadge(badge, count) {
+  badge.hidden = count === 0;
   const label = document.createElement("span");
   label.className = "visually-hidden";
   label.textContent = " unread";
-  room.badge.replaceChildren(String(count), label);
-  const total = [...state.rooms.values()].reduce((sum, r) => sum + r.unread, 0);
+  badge.replaceChildren(String(count), label);
+}
+
+function setUnread(room, count) {
+  room.unread = count;
+  room.tab.classList.toggle("unread", count > 0);
+  renderBadge(room.badge, count);
+  renderTotals();
+}
+
+// The title counts every room; the phone's "Rooms" button the rooms not on screen.
+function renderTotals() {
+  let total = 0;
+  let elsewhere = 0;
+  for (const room of state.rooms.values()) {
+    total += room.unread;
+    if (room.name !== state.active) elsewhere += room.unread;
+  }
   document.title = total > 0 ? `(${total}) ${TITLE}` : TITLE;
+  renderBadge(roomsBadge, elsewhere);
 }
 
 function renderPresence() {
@@ -287,6 +307,7 @@ function activate(name) {
   renderPresence();
   follower.toBottom();
   if (room && onScreen(room)) markSeen(room);
+  renderTotals();
   remember();
 }
 
