@@ -93,8 +93,13 @@ const state = {
   joining: null, // {room, nick, timer} of the join on the wire
   // Ids of the messages this tab said (from their acks): "you" is what this tab sent, not
   // whoever uses the same nick.
-  own: new Set(JSON.parse(sessionStorage.getItem(STORE_OWN) ?? "[]")),
+  own: new Set(),
 };
+try {
+  for (const id of JSON.parse(sessionStorage.getItem(STORE_OWN) ?? "[]")) state.own.add(String(id));
+} catch {
+  // Unreadable: lose the "(you)" marks of earlier page loads, nothing else.
+}
 
 class Room {
   constructor(name, nick, seen = null) {
@@ -108,7 +113,8 @@ class Room {
     this.everJoined = false;
     this.joinAttempts = 0;
     this.log = new RoomLog();
-    this.ids = []; // shown message ids, sorted, parallel to this.list's children
+    this.ids = []; // shown message ids, sorted
+    this.items = new Map(); // message id -> its <li>
     this.members = new Set();
     this.resumeFrom = null; // newest id shown before the socket went (null: never joined)
     this.joinCount = 0; // confirmed joins: a recovery belongs to one of them
@@ -205,10 +211,11 @@ function show(room, messages, live = false) {
       if (room.ids[mid] < message.id) low = mid + 1;
       else high = mid;
     }
-    const next = room.ids[low];
+    const next = room.items.get(room.ids[low]) ?? null;
     room.ids.splice(low, 0, message.id);
     const item = messageElement(message);
-    room.list.insertBefore(item, next === undefined ? null : room.list.querySelector(`[data-id="${next}"]`));
+    room.items.set(message.id, item);
+    room.list.insertBefore(item, next);
   }
   renderDays(room.list);
   const others = messages.filter((m) => !state.own.has(m.id));
@@ -508,7 +515,7 @@ function acked(cmid, id) {
   state.own.add(id);
   sessionStorage.setItem(STORE_OWN, JSON.stringify([...state.own].slice(-OWN_IDS_KEPT)));
   const room = state.rooms.get(pending.room);
-  const item = room?.list.querySelector(`[data-id="${id}"]`);
+  const item = room?.items.get(id);
   if (item) markOwn(item);
   if (room?.name === state.active) follower.toBottom();
 }
