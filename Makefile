@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv lint clean
+.PHONY: run test venv lint clean axe
 
 # The virtualenv is (re)built from services/poetry.lock whenever the lock changes.
 $(VENV)/.installed: services/poetry.lock services/pyproject.toml tools/lock_requirements.py
@@ -31,8 +31,20 @@ run: venv
 
 # One pytest run over the package's tests and the repository-level ones; the settings
 # (markers, timeouts) live in services/pyproject.toml.
-test: venv
+test: venv axe
 	$(PY) -m pytest -c services/pyproject.toml --rootdir . services/tests tests
+
+# axe-core (accessibility checks of the browser tests), pinned by tests/browser/package-lock.json
+# and installed with `npm ci` into the gitignored .tools/axe (Debian: apt-get install nodejs npm).
+AXE := .tools/axe/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "make: needs npm for axe-core (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	mkdir -p .tools/axe
+	cp tests/browser/package.json tests/browser/package-lock.json .tools/axe/
+	cd .tools/axe && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+axe: $(AXE)
 
 lint: venv
 	$(VENV)/bin/ruff check services tests tools

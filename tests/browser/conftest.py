@@ -110,3 +110,11 @@ def run_in_browser(
         yield run
     finally:
         loop.run_until_complete(browser.close_pages())
+
+
+@pytest.fixture(scope="session")
+def axe() -> str:
+    """The source of axe.min.js (tests/browser/axe_check.py)."""
+    from axe_check import axe_source
+
+    return axe_source()

@@ -14,7 +14,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 # One browser test is enough: the browser fixture decides before any page opens.
-SELECTED = "test_error_frames_are_shown and embedded"
+SELECTED = "test_a_bad_nick_is_refused_in_words_before_sending and embedded"
 
 
 def run_without_chromium(ci: str | None) -> subprocess.CompletedProcess[str]:
@@ -57,3 +57,17 @@ def test_fails_under_ci() -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "CI=true: chromium not found" in result.stdout
     assert "skipped" not in result.stdout
+
+
+def test_missing_axe_skips_outside_ci_and_fails_under_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import axe_check
+
+    monkeypatch.setattr(axe_check, "AXE_JS", tmp_path / "axe.min.js")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="make axe"):
+        axe_check.axe_source()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: .*make axe"):
+        axe_check.axe_source()

@@ -207,13 +207,23 @@ def test_dom_ids_used_by_the_script_are_documented_and_present() -> None:
     html = (CLIENT / "index.html").read_text()
     comment = html.split("-->", 1)[0]
     present = set(re.findall(r'(?<![\w-])id="([^"]+)"', html))
-    used = set(re.findall(r'byId\("([^"]+)"\)', (CLIENT / "chat.js").read_text()))
+    used = set()
+    for path in client_files(".js"):
+        text = path.read_text()
+        used |= set(re.findall(r'(?:byId|getElementById)\("([^"]+)"\)', text))
     assert used, "chat.js looks its controls up with byId()"
     assert used <= present, f"missing in index.html: {used - present}"
     for dom_id in present:
         assert f"#{dom_id}" in comment, (
             f"#{dom_id} not documented at the top of index.html"
         )
+
+
+def test_links_open_safely() -> None:
+    """linkify.js: new tab without opener or referrer, only http(s) hrefs."""
+    text = (CLIENT / "linkify.js").read_text()
+    assert 'link.rel = "noopener noreferrer"' in text
+    assert 'url.protocol === "http:" || url.protocol === "https:"' in text
 
 
 def test_client_msg_ids_match_the_pattern() -> None:

@@ -2,8 +2,10 @@
 // messages recovered after a reconnect, unacked says resent with their client_msg_id.
 // The protocol is docs/protocol.md; DOM ids are listed at the top of index.html.
 //
-// Every piece of user or server text reaches the page through textContent (never
-// innerHTML), so markup in a message is shown as the characters it is.
+// Every piece of user or server text reaches the page through textContent or text nodes
+// (never innerHTML), so markup in a message is shown as the characters it is. The parts
+// of the page with one job each live in their own modules (reconnect-view, scroll,
+// join-dialog, panels, announcer, days, linkify, nicks, words); docs/client.md says why.
 
 import {
   ACK_CHECK_EVERY_MS,
@@ -13,33 +15,56 @@ import {
   JOIN_TIMEOUT_MS,
   MAX_SEND_ATTEMPTS,
   MESSAGES_PATH,
+  OWN_IDS_KEPT,
   PAGE_LIMIT_DEFAULT,
   PAGE_LIMIT_MAX,
   RECOVERY_OVERLAP_MS,
   RECOVERY_RECHECK_MS,
   RETRY_PAUSE_MS,
 } from "./contract.js";
+import { Announcer } from "./announcer.js";
 import { Connection } from "./connection.js";
-import { RoomLog, recover } from "./recovery.js";
+import { dayKey, renderDays } from "./days.js";
+import { JoinDialog } from "./join-dialog.js";
+import { textNodes } from "./linkify.js";
+import { nickColourClass, youLabel } from "./nicks.js";
+import { Panels } from "./panels.js";
+import { ReconnectView } from "./reconnect-view.js";
+import { RoomLog, floorId, recover } from "./recovery.js";
+import { ScrollFollower } from "./scroll.js";
+import { errorWords } from "./words.js";
 
 const byId = (id) => document.getElementById(id);
 const ui = {
-  joinForm: byId("join-form"),
-  nick: byId("nick"),
-  room: byId("room"),
+  addRoom: byId("add-room"),
   leave: byId("leave"),
   rooms: byId("rooms"),
   roomTitle: byId("room-title"),
+  roomYou: byId("room-you"),
   messages: byId("messages"),
+  newBelow: byId("new-below"),
   outbox: byId("outbox"),
   sayForm: byId("say-form"),
   text: byId("text"),
   send: byId("send"),
   presence: byId("presence"),
-  status: byId("status"),
-  instance: byId("instance"),
   errors: byId("errors"),
 };
+const view = new ReconnectView({
+  status: byId("status"),
+  countdown: byId("countdown"),
+  retry: byId("retry"),
+  instance: byId("instance"),
+  closeCode: byId("close-code"),
+});
+const follower = new ScrollFollower(ui.messages, ui.newBelow);
+const announcer = new Announcer(byId("announcer"));
+const panels = new Panels({ rooms: byId("toggle-rooms"), people: byId("toggle-people") });
+const TITLE = document.title;
+const roomsBadge = document.createElement("span");
+roomsBadge.className = "badge";
+roomsBadge.hidden = true;
+byId("toggle-rooms").append(" ", roomsBadge);
 
 // Errors that can only answer a join: they tell which room failed while one join is out.
 const JOIN_ERRORS = new Set(["bad_room", "bad_nick", "too_many_rooms"]);
@@ -47,8 +72,10 @@ const JOIN_ERRORS = new Set(["bad_room", "bad_nick", "too_many_rooms"]);
 const RETRYABLE = new Set(["unavailable", "rate_limited"]);
 const MAX_JOIN_ATTEMPTS = 3;
 const MAX_ERRORS_SHOWN = 5;
+// Per tab (sessionStorage): two tabs are two people until login exists.
 const STORE_NICK = "chatstack.nick";
 const STORE_ROOMS = "chatstack.rooms";
+const STORE_OWN = "chatstack.own";
 
 const encoder = new TextEncoder();
 // Unique per page load: client_msg_ids are `<session>-<n>` (protocol.client_msg_id_pattern).
@@ -71,17 +98,30 @@ const state = {
   pending: new Map(), // client_msg_id -> say not acked yet
   joinQueue: [], // room names waiting to (re-)join, one join on the wire at a time
   joining: null, // {room, nick, timer} of the join on the wire
+  // Ids of the messages this tab said (from their acks): "you" is what this tab sent, not
+  // whoever uses the same nick.
+  own: new Set(),
 };
+try {
+  for (const id of JSON.parse(sessionStorage.getItem(STORE_OWN) ?? "[]")) state.own.add(String(id));
+} catch {
+  // Unreadable: lose the "(you)" marks of earlier page loads, nothing else.
+}
 
 class Room {
-  constructor(name, nick) {
+  constructor(name, nick, seen = null) {
     this.name = name;
     this.nick = nick;
+    // Newest id read (kept over a reload): history up to it is never unread; null: what
+    // history holds is not news either.
+    this.seen = seen;
+    this.unread = 0;
     this.joined = false; // on the current socket (our own presence seen)
     this.everJoined = false;
     this.joinAttempts = 0;
     this.log = new RoomLog();
-    this.ids = []; // shown message ids, sorted, parallel to this.list's children
+    this.ids = []; // shown message ids, sorted
+    this.items = new Map(); // message id -> its <li>
     this.members = new Set();
     this.resumeFrom = null; // newest id shown before the socket went (null: never joined)
     this.joinCount = 0; // confirmed joins: a recovery belongs to one of them
@@ -90,11 +130,23 @@ class Room {
     this.list.dataset.room = name;
     this.list.hidden = true;
     ui.messages.append(this.list);
+    follower.watch(this.list);
     this.tab = document.createElement("button");
     this.tab.type = "button";
     this.tab.dataset.room = name;
-    this.tab.textContent = name;
-    this.tab.addEventListener("click", () => activate(name));
+    this.tab.title = name; // the full name when the button cuts it short
+    const label = document.createElement("span");
+    label.className = "room-name";
+    label.textContent = name;
+    this.badge = document.createElement("span");
+    this.badge.className = "badge";
+    this.badge.hidden = true;
+    this.tab.append(label, " ", this.badge); // accessible name: "<room> 3 unread"
+    this.tab.addEventListener("click", () => {
+      activate(name);
+      panels.open(null);
+      ui.text.focus();
+    });
     const item = document.createElement("li");
     item.append(this.tab);
     ui.rooms.append(item);
@@ -108,40 +160,56 @@ class Room {
 
 // -- rendering ------------------------------------------------------------------------
 
-function showError(code, detail) {
+// The sentence for people; the code and the server's words behind "details".
+function showError(code, detail, words = errorWords(code)) {
   const item = document.createElement("li");
   item.className = "error";
   item.dataset.code = code;
-  item.textContent = `${code}: ${detail}`;
+  const more = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "details";
+  const technical = document.createElement("code");
+  technical.textContent = detail ? `${code}: ${detail}` : code;
+  more.append(summary, technical);
+  item.append(words, more);
   ui.errors.prepend(item);
   while (ui.errors.children.length > MAX_ERRORS_SHOWN) ui.errors.lastElementChild.remove();
   setTimeout(() => item.remove(), ERROR_SHOW_MS);
 }
 
-function messageElement(room, message) {
+function markOwn(item) {
+  item.classList.add("own");
+  if (!item.querySelector(".you")) item.querySelector(".nick").after(youLabel());
+}
+
+function messageElement(message) {
   const item = document.createElement("li");
-  item.className = message.nick === room.nick ? "message own" : "message";
+  item.className = "message";
   item.dataset.id = message.id;
   const time = document.createElement("time");
   const when = new Date(message.ts);
   if (!Number.isNaN(when.getTime())) {
     time.dateTime = when.toISOString();
-    time.textContent = when.toLocaleTimeString();
+    time.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    time.title = when.toLocaleString();
+    item.dataset.day = dayKey(when);
+    item.dataset.ts = String(when.getTime());
   }
   const nick = document.createElement("span");
-  nick.className = "nick";
+  nick.className = `nick ${nickColourClass(message.nick)}`;
   nick.textContent = message.nick;
   const text = document.createElement("span");
   text.className = "text";
-  text.textContent = message.text;
+  text.append(...textNodes(message.text));
   item.append(time, nick, text);
+  if (state.own.has(message.id)) markOwn(item);
   return item;
 }
 
 // Insert messages the room's log has just accepted (each id once) at their id position.
-function show(room, messages) {
+// live: they came over the socket now (not from history).
+function show(room, messages, live = false) {
   if (state.rooms.get(room.name) !== room || messages.length === 0) return;
-  const atBottom = ui.messages.scrollHeight - ui.messages.scrollTop - ui.messages.clientHeight < 40;
   for (const message of messages) {
     let low = 0;
     let high = room.ids.length;
@@ -150,11 +218,67 @@ function show(room, messages) {
       if (room.ids[mid] < message.id) low = mid + 1;
       else high = mid;
     }
+    const next = room.items.get(room.ids[low]) ?? null;
     room.ids.splice(low, 0, message.id);
-    room.list.insertBefore(messageElement(room, message), room.list.children[low] ?? null);
+    const item = messageElement(message);
+    room.items.set(message.id, item);
+    room.list.insertBefore(item, next);
   }
-  if (room.name !== state.active) room.tab.classList.add("unread");
-  else if (atBottom) ui.messages.scrollTop = ui.messages.scrollHeight;
+  renderDays(room.list);
+  const others = messages.filter((m) => !state.own.has(m.id));
+  if (room.name === state.active) {
+    follower.added({ own: others.length < messages.length, live });
+    if (live) for (const m of others) announcer.say(`${m.nick}: ${m.text}`);
+  }
+  if (onScreen(room)) {
+    markSeen(room);
+    return;
+  }
+  // Unread: what arrived live, and what history holds beyond what was read before a reload.
+  const fresh = others.filter((m) => live || (room.seen !== null && m.id > room.seen));
+  if (fresh.length === 0) return;
+  setUnread(room, room.unread + fresh.length);
+  if (live && room.name !== state.active) announcer.say(`${room.unread} unread in ${room.name}`);
+}
+
+function onScreen(room) {
+  return room.name === state.active && document.visibilityState === "visible";
+}
+
+function markSeen(room) {
+  const newest = room.ids[room.ids.length - 1] ?? null;
+  if (newest !== null && (room.seen === null || newest > room.seen)) {
+    room.seen = newest;
+    remember();
+  }
+  setUnread(room, 0);
+}
+
+function renderBadge(badge, count) {
+  badge.hidden = count === 0;
+  const label = document.createElement("span");
+  label.className = "visually-hidden";
+  label.textContent = " unread";
+  badge.replaceChildren(String(count), label);
+}
+
+function setUnread(room, count) {
+  room.unread = count;
+  room.tab.classList.toggle("unread", count > 0);
+  renderBadge(room.badge, count);
+  renderTotals();
+}
+
+// The title counts every room; the phone's "Rooms" button the rooms not on screen.
+function renderTotals() {
+  let total = 0;
+  let elsewhere = 0;
+  for (const room of state.rooms.values()) {
+    total += room.unread;
+    if (room.name !== state.active) elsewhere += room.unread;
+  }
+  document.title = total > 0 ? `(${total}) ${TITLE}` : TITLE;
+  renderBadge(roomsBadge, elsewhere);
 }
 
 function renderPresence() {
@@ -163,6 +287,7 @@ function renderPresence() {
     const item = document.createElement("li");
     item.dataset.nick = nick;
     item.textContent = nick;
+    if (nick === room.nick) item.append(youLabel());
     return item;
   });
   ui.presence.replaceChildren(...items);
@@ -183,20 +308,25 @@ function activate(name) {
     const active = room.name === state.active;
     room.list.hidden = !active;
     room.tab.classList.toggle("active", active);
-    if (active) room.tab.classList.remove("unread");
+    if (active) room.tab.setAttribute("aria-current", "true");
+    else room.tab.removeAttribute("aria-current");
   }
   const room = state.rooms.get(state.active);
-  ui.roomTitle.textContent = room ? `${room.name} as ${room.nick}` : "no room joined";
+  ui.roomTitle.textContent = room ? room.name : "No room joined";
+  ui.roomYou.textContent = room ? `you are ${room.nick}` : "";
   ui.leave.disabled = !room;
   ui.send.disabled = !room;
   ui.text.disabled = !room;
   for (const say of state.pending.values()) say.element.hidden = say.room !== state.active;
   renderPresence();
-  ui.messages.scrollTop = ui.messages.scrollHeight;
+  follower.toBottom();
+  if (room && onScreen(room)) markSeen(room);
+  renderTotals();
+  remember();
 }
 
 function remember() {
-  const rooms = [...state.rooms.values()].map((r) => ({ room: r.name, nick: r.nick }));
+  const rooms = [...state.rooms.values()].map((r) => ({ room: r.name, nick: r.nick, seen: r.seen }));
   sessionStorage.setItem(STORE_ROOMS, JSON.stringify({ rooms, active: state.active }));
 }
 
@@ -232,7 +362,9 @@ async function recoverRoom(room) {
       recheckMs: RECOVERY_RECHECK_MS,
       onFound: (messages) => show(room, messages),
       onError: (error) => {
-        if (!reported) showError("history", `${room.name}: ${error.message}`);
+        if (!reported) {
+          showError("history", error.message, `Earlier messages of ${room.name} could not be loaded.`);
+        }
         reported = true;
       },
       cancelled: () =>
@@ -289,7 +421,7 @@ function joinFailed(name, code, detail) {
   const room = state.rooms.get(name);
   if (!room) return;
   if (room.everJoined) {
-    showError(code, `could not join ${name} again: ${detail}`);
+    showError(code, detail, `Could not join ${name} again. ${errorWords(code)}`);
     return;
   }
   // A join the user just asked for: the room never existed for us.
@@ -317,21 +449,26 @@ function joinTimedOut() {
 }
 
 function join(name, nick) {
-  localStorage.setItem(STORE_NICK, nick);
+  sessionStorage.setItem(STORE_NICK, nick);
+  panels.open(null);
   let room = state.rooms.get(name);
+  ui.text.disabled = false; // so focus can move there now (activate keeps it enabled)
   if (room && room.nick === nick) {
     activate(name);
+    ui.text.focus();
     return;
   }
   if (room) {
     room.nick = nick; // joining again with another nick changes the nick
   } else {
-    room = new Room(name, nick);
+    // Ids grow with time: what history held before this join is not unread, even if it
+    // arrives after the user has moved to another room.
+    room = new Room(name, nick, floorId(Date.now()));
     state.rooms.set(name, room);
   }
   activate(name);
-  remember();
   queueJoin(name);
+  ui.text.focus(); // what you do after joining is type
 }
 
 function leave() {
@@ -343,7 +480,8 @@ function leave() {
   room.remove();
   failPendingOf(room.name);
   activate([...state.rooms.keys()][0] ?? null);
-  remember();
+  setUnread(room, 0);
+  if (state.rooms.size === 0) dialog.open();
 }
 
 // -- saying -------------------------------------------------------------------------------
@@ -366,6 +504,7 @@ function say() {
     showError("text_too_long", `${bytes} bytes, the limit is ${state.limits.max_text_bytes}`);
     return;
   }
+  follower.toBottom(); // sending while reading back: the reply belongs at the bottom
   sayCounter += 1;
   const pending = { cmid: `${session}-${sayCounter}`, room: room.name, text, attempts: 0, sentAt: 0 };
   state.pending.set(pending.cmid, pending);
@@ -374,11 +513,18 @@ function say() {
   trySend(pending);
 }
 
-function acked(cmid) {
+function acked(cmid, id) {
   const pending = state.pending.get(cmid);
   if (!pending) return;
   state.pending.delete(cmid);
   pending.element.remove();
+  if (typeof id !== "string") return;
+  state.own.add(id);
+  sessionStorage.setItem(STORE_OWN, JSON.stringify([...state.own].slice(-OWN_IDS_KEPT)));
+  const room = state.rooms.get(pending.room);
+  const item = room?.items.get(id);
+  if (item) markOwn(item);
+  if (room?.name === state.active) follower.toBottom();
 }
 
 function failPending(pending, why) {
@@ -415,7 +561,6 @@ function checkAckTimeouts() {
 
 function onWelcome(welcome) {
   state.limits = welcome.limits;
-  ui.instance.textContent = welcome.instance;
   // A new socket: nothing is joined on it yet. Re-join every room, the one on screen first.
   const names = [...state.rooms.keys()].sort((a, b) => (b === state.active) - (a === state.active));
   for (const name of names) queueJoin(name);
@@ -430,7 +575,7 @@ function onClosed(code) {
   renderPresence();
   clearJoining(); // onWelcome queues every room again
   for (const pending of state.pending.values()) pending.sentAt = 0;
-  if (code === CLOSE_POLICY_VIOLATION) showError("closed", "the server closed the connection (policy violation)");
+  if (code === CLOSE_POLICY_VIOLATION) showError("closed", `close code ${code}`);
 }
 
 function onPresence(frame) {
@@ -463,9 +608,9 @@ function onErrorFrame(frame) {
 function onFrame(frame) {
   if (frame.type === "message") {
     const room = state.rooms.get(frame.room);
-    if (room && room.log.add(frame.id)) show(room, [frame]);
+    if (room && room.log.add(frame.id)) show(room, [frame], true);
   } else if (frame.type === "ack") {
-    acked(frame.client_msg_id);
+    acked(frame.client_msg_id, frame.id);
   } else if (frame.type === "presence") {
     onPresence(frame);
   } else if (frame.type === "error") {
@@ -473,40 +618,68 @@ function onFrame(frame) {
   }
 }
 
-function onState(name, detail) {
-  ui.status.dataset.state = name;
-  ui.status.textContent = detail && name !== "online" ? `${name} ${detail}` : name;
-  if (name !== "online") ui.instance.textContent = "";
-}
-
-const connection = new Connection({ onWelcome, onFrame, onState, onClosed });
+const connection = new Connection({
+  onWelcome,
+  onFrame,
+  onState: (name, detail) => view.show(name, detail),
+  onClosed,
+});
+const dialog = new JoinDialog(
+  {
+    dialog: byId("join-dialog"),
+    form: byId("join-form"),
+    nick: byId("nick"),
+    room: byId("room"),
+    nickRule: byId("nick-rule"),
+    roomRule: byId("room-rule"),
+    problem: byId("join-problem"),
+    cancel: byId("join-cancel"),
+  },
+  join,
+);
 
 // -- start ----------------------------------------------------------------------------------
 
-ui.joinForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const name = ui.room.value.trim();
-  const nick = ui.nick.value.trim();
-  if (name && nick) join(name, nick);
-});
 ui.sayForm.addEventListener("submit", (event) => {
   event.preventDefault();
   say();
 });
+// Enter sends, Shift+Enter is a new line; Enter that ends an IME composition is not a send.
+ui.text.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ui.sayForm.requestSubmit();
+  }
+});
 ui.leave.addEventListener("click", leave);
+ui.addRoom.addEventListener("click", () => {
+  dialog.open({ nick: state.rooms.get(state.active)?.nick });
+});
+byId("retry").addEventListener("click", () => connection.retryNow());
+// Coming back to the tab or to the network is the moment a reconnect is most likely to
+// work and most wanted: do not wait out the backoff.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState !== "visible") return;
+  connection.retryNow();
+  const room = state.rooms.get(state.active);
+  if (room) markSeen(room);
+});
+window.addEventListener("online", () => connection.retryNow());
 setInterval(checkAckTimeouts, ACK_CHECK_EVERY_MS);
 
-ui.nick.value = localStorage.getItem(STORE_NICK) ?? `guest-${session.slice(0, 4)}`;
+const nick = sessionStorage.getItem(STORE_NICK) ?? `guest-${session.slice(0, 4)}`;
 try {
   // A reload keeps this tab's rooms: they are joined again and show their history.
   const saved = JSON.parse(sessionStorage.getItem(STORE_ROOMS) ?? "null");
-  for (const { room, nick } of saved?.rooms ?? []) {
-    if (typeof room === "string" && typeof nick === "string" && !state.rooms.has(room)) {
-      state.rooms.set(room, new Room(room, nick));
+  for (const { room, nick: roomNick, seen } of saved?.rooms ?? []) {
+    if (typeof room === "string" && typeof roomNick === "string" && !state.rooms.has(room)) {
+      state.rooms.set(room, new Room(room, roomNick, typeof seen === "string" ? seen : null));
     }
   }
   activate(saved?.active ?? [...state.rooms.keys()][0] ?? null);
 } catch {
   activate(null);
 }
+dialog.prefill({ nick });
+if (state.rooms.size === 0) dialog.open(); // a first visit: nothing to show but joining
 connection.start();

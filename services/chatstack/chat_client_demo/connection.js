@@ -1,15 +1,10 @@
-// The websocket to /ws: one socket at a time, reconnected with exponential backoff and
-// full jitter, frames paced under the rate the server announced in `welcome`.
+// The websocket to /ws: one socket at a time, reconnected as backoff.js says (or at once
+// when asked: retryNow), frames paced under the rate the server announced in `welcome`.
 //
 // It knows nothing about rooms or messages: chat.js re-joins and resends on `welcome`.
 
-import {
-  CLOSE_SERVICE_RESTART,
-  RECONNECT_BASE_MS,
-  RECONNECT_MAX_MS,
-  RECONNECT_STABLE_MS,
-  WS_PATH,
-} from "./contract.js";
+import { reconnectDelay } from "./backoff.js";
+import { RECONNECT_STABLE_MS, WS_PATH } from "./contract.js";
 
 // Same origin, so the page works unchanged behind nginx (wss: under https:) and on
 // `chatstack serve` (ws:), whatever the host and port.
@@ -41,7 +36,8 @@ class Pacer {
 }
 
 export class Connection {
-  // handlers: onWelcome(welcome), onFrame(frame), onState(state, detail), onClosed(code)
+  // handlers: onWelcome(welcome), onFrame(frame), onClosed(code), onState(state, detail):
+  // detail is the instance when "online", else {code, retryAt} (retryAt null: trying now).
   constructor(handlers) {
     this.handlers = handlers;
     this.socket = null;
@@ -58,7 +54,8 @@ export class Connection {
   }
 
   start() {
-    this.handlers.onState(this.attempt === 0 ? "connecting" : "reconnecting", "");
+    this.reconnectTimer = null;
+    this.handlers.onState(this.attempt === 0 ? "connecting" : "reconnecting", { retryAt: null });
     const socket = new WebSocket(websocketUrl());
     this.socket = socket;
     socket.addEventListener("open", () => {
@@ -97,17 +94,20 @@ export class Connection {
     // A socket that stayed up a while was a good session: start the backoff afresh.
     if (this.openedAt && performance.now() - this.openedAt >= RECONNECT_STABLE_MS) this.attempt = 0;
     this.openedAt = 0;
-    // Service restart: the gateway is draining and another one is ready (behind nginx):
-    // come back soon, jittered so every client of that gateway does not arrive at once.
-    const span =
-      code === CLOSE_SERVICE_RESTART
-        ? RECONNECT_BASE_MS
-        : Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.attempt);
-    const delay = Math.random() * span;
+    const delay = reconnectDelay(this.attempt, code);
     this.attempt += 1;
     this.handlers.onClosed(code);
-    this.handlers.onState("reconnecting", `in ${Math.ceil(delay / 1000)} s (closed ${code})`);
+    this.handlers.onState("reconnecting", { code, retryAt: Date.now() + delay });
     this.reconnectTimer = setTimeout(() => this.start(), delay);
+  }
+
+  // Try now instead of when the backoff said (the user asked, the tab is visible again, the
+  // network is back). False when there is nothing to hurry: connected or already trying.
+  retryNow() {
+    if (this.reconnectTimer === null) return false;
+    clearTimeout(this.reconnectTimer);
+    this.start();
+    return true;
   }
 
   // Queue a frame for this socket. Frames queued while disconnected are dropped: the

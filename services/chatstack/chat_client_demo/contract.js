@@ -17,7 +17,9 @@ export const PAGE_LIMIT_MAX = 500; // contract: protocol.page_limit_max
 export const CLOSE_POLICY_VIOLATION = 1008; // contract: protocol.close_policy_violation
 export const CLOSE_SERVICE_RESTART = 1012; // contract: protocol.close_service_restart
 
-export const RECONNECT_BASE_MS = 500; // client: first reconnect window (full jitter)
+export const RECONNECT_QUICK_TRIES = 3; // client: reconnects tried quickly before backing off
+export const RECONNECT_QUICK_MS = 400; // client: mean pause of a quick reconnect (jittered ±50 %)
+export const RECONNECT_BASE_MS = 2000; // client: first backoff window (equal jitter: half to all of it)
 export const RECONNECT_MAX_MS = 30000; // client: cap of the exponential backoff window
 export const RECONNECT_STABLE_MS = 5000; // client: a socket open this long resets the backoff
 export const RETRY_PAUSE_MS = 1000; // client: pause before resending after `unavailable`
@@ -26,3 +28,4 @@ export const ACK_CHECK_EVERY_MS = 1000; // client: how often unacked says are lo
 export const MAX_SEND_ATTEMPTS = 5; // client: then the say is shown as not sent
 export const JOIN_TIMEOUT_MS = 10000; // client: a join without our own presence by then is retried
 export const ERROR_SHOW_MS = 20000; // client: how long an error stays on screen
+export const OWN_IDS_KEPT = 500; // client: ids of our own messages a tab remembers over reloads
