@@ -67,7 +67,7 @@ roomsBadge.hidden = true;
 byId("toggle-rooms").append(" ", roomsBadge);
 
 // Errors that can only answer a join: they tell which room failed while one join is out.
-const JOIN_ERRORS = new Set(["bad_room", "bad_nick", "too_many_rooms"]);
+const JOIN_ERRORS = new Set(["bad_room", "bad_nick", "too_many_rooms", "nick_taken"]);
 // Errors after which frames may be sent again unchanged (after a pause).
 const RETRYABLE = new Set(["unavailable", "rate_limited"]);
 const MAX_JOIN_ATTEMPTS = 3;
@@ -593,6 +593,15 @@ function onPresence(frame) {
   if (frame.room === state.active) renderPresence();
 }
 
+// The room's members on every gateway (docs/protocol.md, "Members"): replaces the list;
+// presence events in between keep it current until the next one.
+function onMembers(frame) {
+  const room = state.rooms.get(frame.room);
+  if (!room || !Array.isArray(frame.nicks)) return;
+  room.members = new Set(frame.nicks.map(String));
+  if (frame.room === state.active) renderPresence();
+}
+
 function onErrorFrame(frame) {
   const code = String(frame.code);
   showError(code, String(frame.detail ?? ""));
@@ -613,6 +622,8 @@ function onFrame(frame) {
     acked(frame.client_msg_id, frame.id);
   } else if (frame.type === "presence") {
     onPresence(frame);
+  } else if (frame.type === "members") {
+    onMembers(frame);
   } else if (frame.type === "error") {
     onErrorFrame(frame);
   }
