@@ -10,6 +10,7 @@
 import {
   ACK_CHECK_EVERY_MS,
   ACK_TIMEOUT_MS,
+  CLIENT_TOKEN_PATTERN,
   CLOSE_POLICY_VIOLATION,
   ERROR_SHOW_MS,
   JOIN_TIMEOUT_MS,
@@ -76,6 +77,7 @@ const MAX_ERRORS_SHOWN = 5;
 const STORE_NICK = "chatstack.nick";
 const STORE_ROOMS = "chatstack.rooms";
 const STORE_OWN = "chatstack.own";
+const STORE_TOKEN = "chatstack.token";
 
 const encoder = new TextEncoder();
 // Unique per page load: client_msg_ids are `<session>-<n>` (protocol.client_msg_id_pattern).
@@ -83,13 +85,22 @@ const session = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) =>
   b.toString(16).padStart(2, "0"),
 ).join("");
 let sayCounter = 0;
-// Our secret for this page load, sent with every join: the server recognises a resent say
-// by it (with room, nick and client_msg_id), so nobody else can reuse our client_msg_ids
+// Our secret, sent with every join: the server recognises a resent say by it (with room,
+// nick and client_msg_id), so nobody else can reuse our client_msg_ids, and gives our nick
+// back to it while our old connection is still counted (nick_taken for anyone else). Kept
+// per tab (sessionStorage) so a reload is the same person, as the nick is
 // (protocol.client_token_pattern: 16 random bytes, base64url, 22 characters).
-const clientToken = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
-  .replace(/\+/g, "-")
-  .replace(/\//g, "_")
-  .replace(/=+$/, "");
+const TOKEN_PATTERN = new RegExp(CLIENT_TOKEN_PATTERN);
+const clientToken = (() => {
+  const kept = sessionStorage.getItem(STORE_TOKEN);
+  if (kept !== null && TOKEN_PATTERN.test(kept)) return kept;
+  const made = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+  sessionStorage.setItem(STORE_TOKEN, made);
+  return made;
+})();
 
 const state = {
   limits: null,
