@@ -29,6 +29,7 @@ import { dayKey, renderDays } from "./days.js";
 import { JoinDialog } from "./join-dialog.js";
 import { textNodes } from "./linkify.js";
 import { nickColourClass, youLabel } from "./nicks.js";
+import { OlderPages } from "./older.js";
 import { Panels } from "./panels.js";
 import { ReconnectView } from "./reconnect-view.js";
 import { RoomLog, floorId, recover } from "./recovery.js";
@@ -134,6 +135,8 @@ class Room {
     this.ids = []; // shown message ids, sorted
     this.items = new Map(); // message id -> its <li>
     this.members = new Set();
+    this.olderDone = false; // scroll-back reached the start of the room
+    this.loadingOlder = false;
     this.resumeFrom = null; // newest id shown before the socket went (null: never joined)
     this.joinCount = 0; // confirmed joins: a recovery belongs to one of them
     this.list = document.createElement("ol");
@@ -218,8 +221,9 @@ function messageElement(message) {
 }
 
 // Insert messages the room's log has just accepted (each id once) at their id position.
-// live: they came over the socket now (not from history).
-function show(room, messages, live = false) {
+// live: they came over the socket now (not from history); older: scroll-back (neither
+// news nor unread, and the reader's place is kept by OlderPages).
+function show(room, messages, live = false, older = false) {
   if (state.rooms.get(room.name) !== room || messages.length === 0) return;
   for (const message of messages) {
     let low = 0;
@@ -236,6 +240,7 @@ function show(room, messages, live = false) {
     room.list.insertBefore(item, next);
   }
   renderDays(room.list);
+  if (older) return;
   const others = messages.filter((m) => !state.own.has(m.id));
   if (room.name === state.active) {
     follower.added({ own: others.length < messages.length, live });
@@ -353,6 +358,33 @@ async function fetchPage(room, after, limit) {
   if (!Array.isArray(body.messages)) throw new Error("history answer without messages");
   return { messages: body.messages, live: body.live === true };
 }
+
+// The page just before the id `before` (scroll-back), checked like a recovery page.
+async function fetchOlder(room, before, limit) {
+  const query = new URLSearchParams({ before, limit: String(limit) });
+  const url = `${MESSAGES_PATH.replace("{room}", encodeURIComponent(room))}?${query}`;
+  const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
+  if (!response.ok) throw new Error(`history answered HTTP ${response.status}`);
+  const body = await response.json();
+  const page = body.messages;
+  if (!Array.isArray(page) || page.length > limit) throw new Error("history page malformed");
+  for (let i = 0; i < page.length; i += 1) {
+    const id = page[i]?.id;
+    if (typeof id !== "string" || !(id < before) || (i > 0 && !(id > page[i - 1].id))) {
+      throw new Error(`history page out of order at ${id}`);
+    }
+  }
+  return page;
+}
+
+// Listens to the message box's scroll events from now on.
+new OlderPages(ui.messages, PAGE_LIMIT_DEFAULT, {
+  current: () => state.rooms.get(state.active) ?? null,
+  fetchBefore: fetchOlder,
+  insert: (room, messages) => show(room, room.log.addNew(messages), false, true),
+  onError: (room, error) =>
+    showError("history", error.message, `Earlier messages of ${room.name} could not be loaded.`),
+});
 
 // After a (re-)join: show what we have not shown yet, and read again until history has
 // answered live twice in a row (docs/protocol.md, "Recovery"), so a message acked while we
