@@ -33,9 +33,13 @@ async def scenario(stack: Stack) -> float:
     async with Clients(target) as clients:
         ada, bob = await on_two_instances(clients, target, ("ada", "bob"), 10)
         await ada.join(room, "ada")
+        since = bob.mark()
+        asked_at = time.monotonic()
         await bob.join(room, "bob")
+        # bob's gateway had nobody in the room: ada comes from its "who" round trip.
+        await wait_members(bob, room, ["ada", "bob"], since)
+        answered_after = time.monotonic() - asked_at
         await wait_members(ada, room, ["ada", "bob"])
-        await wait_members(bob, room, ["ada", "bob"])
 
         victim = next(
             n for n, g in enumerate(stack.gateways, 1) if g.instance == bob.instance
@@ -57,6 +61,9 @@ async def scenario(stack: Stack) -> float:
         await check_nick_taken(clients, room, "bob", bob.client_token)
         for client in (ada, back):
             client.check_healthy()
+    print(
+        f"members: bob's join answered with ada (other gateway) after {answered_after:.2f} s"
+    )
     return gone_after
 
 
