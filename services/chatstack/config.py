@@ -81,6 +81,17 @@ def _positive_float(value: Any, from_env: bool) -> float:
     return float(value)
 
 
+# A dead gateway's members must leave everyone's list within 30 s (lease + one sweep).
+MAX_MEMBERS_LEASE_S = 29.0
+
+
+def _lease(value: Any, from_env: bool) -> float:
+    lease = _positive_float(value, from_env)
+    if lease > MAX_MEMBERS_LEASE_S:
+        raise _Invalid(f"a number of seconds > 0 and <= {MAX_MEMBERS_LEASE_S:g}")
+    return lease
+
+
 def _bool(value: Any, from_env: bool) -> bool:
     if from_env and isinstance(value, str):
         lowered = value.strip().lower()
@@ -216,6 +227,9 @@ _FIELDS: dict[str, _Field] = {
     "gateway.max_connections_per_address": _Field(_int(1), _connections("per_address")),
     "gateway.presence_coalesce_ms": _Field(_int(0, 60000), _limit("presence_coalesce_ms")),
     "gateway.failover_after_s": _Field(_positive_float, _const(15.0)),
+    "gateway.members_lease_s": _Field(
+        _lease, lambda r: float(contract.section("limits")["members_lease_s"])
+    ),
     "limits.max_text_bytes": _Field(_int(1), _limit("max_text_bytes")),
     "limits.max_rooms": _Field(_int(1), _limit("max_rooms")),
     "limits.rate_per_s": _Field(_positive_float, _limit("rate_per_s")),
@@ -282,6 +296,7 @@ class GatewayConfig:
     max_connections_per_address: int
     presence_coalesce_ms: int
     failover_after_s: float = 15.0
+    members_lease_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -597,6 +612,7 @@ def load_config(
             max_connections_per_address=values["gateway.max_connections_per_address"],
             presence_coalesce_ms=values["gateway.presence_coalesce_ms"],
             failover_after_s=values["gateway.failover_after_s"],
+            members_lease_s=values["gateway.members_lease_s"],
         ),
         limits=Limits(
             max_text_bytes=values["limits.max_text_bytes"],

@@ -38,10 +38,16 @@ def amqp(name: str) -> Any:
     return section("amqp")[name]
 
 
+# What travels on the exchange: chat messages (durable, stored by history), presence events,
+# and the gateways' member announcements and "who" requests (transient).
+BROKER_KINDS = ("message", "presence", "members", "who")
+
+
 def routing_key(kind: str, room: str) -> str:
-    """Routing key of a chat message (kind "message") or presence event in ``room``."""
-    template = amqp({"message": "message_routing_key", "presence": "presence_routing_key"}[kind])
-    return str(template).format(room=room)
+    """Routing key of a broker message of ``kind`` (one of BROKER_KINDS) in ``room``."""
+    if kind not in BROKER_KINDS:
+        raise KeyError(kind)
+    return str(amqp(f"{kind}_routing_key")).format(room=room)
 
 
 def permission_patterns(role: str) -> dict[str, str]:

@@ -135,5 +135,9 @@ def presence(room: str, nick: str, event: str) -> str:
     return encode({"type": "presence", "room": room, "nick": nick, "event": event})
 
 
+def members(room: str, nicks: list[str]) -> str:
+    return encode({"type": "members", "room": room, "nicks": nicks})
+
+
 def error(code: str, detail: str) -> str:
     return encode({"type": "error", "code": code, "detail": detail})

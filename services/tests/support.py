@@ -149,6 +149,27 @@ class Client:
         await self.send(**frame)
         await self.expect("presence", room=room, nick=nick, event="join")
 
+    async def join_when_free(self, room: str, nick: str, token: str | None = "") -> None:
+        """Join, retrying while ``nick`` is still held (nick_taken): a nick another gateway
+        gave up is free here once that gateway's member announcement arrived."""
+        frame: dict[str, Any] = {"type": "join", "room": room, "nick": nick}
+        if token is not None:
+            frame["client_token"] = token or nick_token(nick)
+        for _ in range(100):
+            await self.send(**frame)
+            got = await self.first(
+                lambda f: (
+                    f["type"] == "error"
+                    or (f["type"] == "presence" and f["nick"] == nick and f["room"] == room)
+                ),
+                f"join {room} as {nick}",
+            )
+            if got["type"] == "presence":
+                return
+            assert got["code"] == "nick_taken", got
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{nick} stayed taken in {room}")
+
     async def say(self, room: str, text: str, cmid: str) -> dict[str, Any]:
         """Say and wait for the ack; an error frame fails the test."""
         await self.send(type="say", room=room, text=text, client_msg_id=cmid)

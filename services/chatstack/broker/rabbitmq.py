@@ -285,7 +285,7 @@ class RabbitGatewayBroker(_RabbitBase, GatewayBroker):
         self._next_tag = 0
         self._confirms: dict[int, asyncio.Future[None]] = {}
         self._returned: set[int] = set()
-        self._prefixes = {kind: _routing_prefix(kind) for kind in ("message", "presence")}
+        self._prefixes = {kind: _routing_prefix(kind) for kind in contract.BROKER_KINDS}
 
     async def _setup(self, session: _Session) -> None:
         channel = session.channel
@@ -318,7 +318,7 @@ class RabbitGatewayBroker(_RabbitBase, GatewayBroker):
         self._confirms = {}
 
     def _keys(self, room: str) -> list[str]:
-        return [contract.routing_key(kind, room) for kind in ("message", "presence")]
+        return [contract.routing_key(kind, room) for kind in contract.BROKER_KINDS]
 
     def _bind(self, session: _Session, room: str) -> Any:
         return asyncio.gather(

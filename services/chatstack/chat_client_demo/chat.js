@@ -10,6 +10,7 @@
 import {
   ACK_CHECK_EVERY_MS,
   ACK_TIMEOUT_MS,
+  CLIENT_TOKEN_PATTERN,
   CLOSE_POLICY_VIOLATION,
   ERROR_SHOW_MS,
   JOIN_TIMEOUT_MS,
@@ -28,6 +29,7 @@ import { dayKey, renderDays } from "./days.js";
 import { JoinDialog } from "./join-dialog.js";
 import { textNodes } from "./linkify.js";
 import { nickColourClass, youLabel } from "./nicks.js";
+import { OlderPages } from "./older.js";
 import { Panels } from "./panels.js";
 import { ReconnectView } from "./reconnect-view.js";
 import { RoomLog, floorId, recover } from "./recovery.js";
@@ -67,7 +69,7 @@ roomsBadge.hidden = true;
 byId("toggle-rooms").append(" ", roomsBadge);
 
 // Errors that can only answer a join: they tell which room failed while one join is out.
-const JOIN_ERRORS = new Set(["bad_room", "bad_nick", "too_many_rooms"]);
+const JOIN_ERRORS = new Set(["bad_room", "bad_nick", "too_many_rooms", "nick_taken"]);
 // Errors after which frames may be sent again unchanged (after a pause).
 const RETRYABLE = new Set(["unavailable", "rate_limited"]);
 const MAX_JOIN_ATTEMPTS = 3;
@@ -76,6 +78,7 @@ const MAX_ERRORS_SHOWN = 5;
 const STORE_NICK = "chatstack.nick";
 const STORE_ROOMS = "chatstack.rooms";
 const STORE_OWN = "chatstack.own";
+const STORE_TOKEN = "chatstack.token";
 
 const encoder = new TextEncoder();
 // Unique per page load: client_msg_ids are `<session>-<n>` (protocol.client_msg_id_pattern).
@@ -83,13 +86,22 @@ const session = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) =>
   b.toString(16).padStart(2, "0"),
 ).join("");
 let sayCounter = 0;
-// Our secret for this page load, sent with every join: the server recognises a resent say
-// by it (with room, nick and client_msg_id), so nobody else can reuse our client_msg_ids
+// Our secret, sent with every join: the server recognises a resent say by it (with room,
+// nick and client_msg_id), so nobody else can reuse our client_msg_ids, and gives our nick
+// back to it while our old connection is still counted (nick_taken for anyone else). Kept
+// per tab (sessionStorage) so a reload is the same person, as the nick is
 // (protocol.client_token_pattern: 16 random bytes, base64url, 22 characters).
-const clientToken = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
-  .replace(/\+/g, "-")
-  .replace(/\//g, "_")
-  .replace(/=+$/, "");
+const TOKEN_PATTERN = new RegExp(CLIENT_TOKEN_PATTERN);
+const clientToken = (() => {
+  const kept = sessionStorage.getItem(STORE_TOKEN);
+  if (kept !== null && TOKEN_PATTERN.test(kept)) return kept;
+  const made = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+  sessionStorage.setItem(STORE_TOKEN, made);
+  return made;
+})();
 
 const state = {
   limits: null,
@@ -123,6 +135,8 @@ class Room {
     this.ids = []; // shown message ids, sorted
     this.items = new Map(); // message id -> its <li>
     this.members = new Set();
+    this.olderDone = false; // scroll-back reached the start of the room
+    this.loadingOlder = false;
     this.resumeFrom = null; // newest id shown before the socket went (null: never joined)
     this.joinCount = 0; // confirmed joins: a recovery belongs to one of them
     this.list = document.createElement("ol");
@@ -207,8 +221,9 @@ function messageElement(message) {
 }
 
 // Insert messages the room's log has just accepted (each id once) at their id position.
-// live: they came over the socket now (not from history).
-function show(room, messages, live = false) {
+// live: they came over the socket now (not from history); older: scroll-back (neither
+// news nor unread, and the reader's place is kept by OlderPages).
+function show(room, messages, live = false, older = false) {
   if (state.rooms.get(room.name) !== room || messages.length === 0) return;
   for (const message of messages) {
     let low = 0;
@@ -225,6 +240,7 @@ function show(room, messages, live = false) {
     room.list.insertBefore(item, next);
   }
   renderDays(room.list);
+  if (older) return;
   const others = messages.filter((m) => !state.own.has(m.id));
   if (room.name === state.active) {
     follower.added({ own: others.length < messages.length, live });
@@ -342,6 +358,33 @@ async function fetchPage(room, after, limit) {
   if (!Array.isArray(body.messages)) throw new Error("history answer without messages");
   return { messages: body.messages, live: body.live === true };
 }
+
+// The page just before the id `before` (scroll-back), checked like a recovery page.
+async function fetchOlder(room, before, limit) {
+  const query = new URLSearchParams({ before, limit: String(limit) });
+  const url = `${MESSAGES_PATH.replace("{room}", encodeURIComponent(room))}?${query}`;
+  const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
+  if (!response.ok) throw new Error(`history answered HTTP ${response.status}`);
+  const body = await response.json();
+  const page = body.messages;
+  if (!Array.isArray(page) || page.length > limit) throw new Error("history page malformed");
+  for (let i = 0; i < page.length; i += 1) {
+    const id = page[i]?.id;
+    if (typeof id !== "string" || !(id < before) || (i > 0 && !(id > page[i - 1].id))) {
+      throw new Error(`history page out of order at ${id}`);
+    }
+  }
+  return page;
+}
+
+// Listens to the message box's scroll events from now on.
+new OlderPages(ui.messages, PAGE_LIMIT_DEFAULT, {
+  current: () => state.rooms.get(state.active) ?? null,
+  fetchBefore: fetchOlder,
+  insert: (room, messages) => show(room, room.log.addNew(messages), false, true),
+  onError: (room, error) =>
+    showError("history", error.message, `Earlier messages of ${room.name} could not be loaded.`),
+});
 
 // After a (re-)join: show what we have not shown yet, and read again until history has
 // answered live twice in a row (docs/protocol.md, "Recovery"), so a message acked while we
@@ -593,6 +636,15 @@ function onPresence(frame) {
   if (frame.room === state.active) renderPresence();
 }
 
+// The room's members on every gateway (docs/protocol.md, "Members"): replaces the list;
+// presence events in between keep it current until the next one.
+function onMembers(frame) {
+  const room = state.rooms.get(frame.room);
+  if (!room || !Array.isArray(frame.nicks)) return;
+  room.members = new Set(frame.nicks.map(String));
+  if (frame.room === state.active) renderPresence();
+}
+
 function onErrorFrame(frame) {
   const code = String(frame.code);
   showError(code, String(frame.detail ?? ""));
@@ -613,6 +665,8 @@ function onFrame(frame) {
     acked(frame.client_msg_id, frame.id);
   } else if (frame.type === "presence") {
     onPresence(frame);
+  } else if (frame.type === "members") {
+    onMembers(frame);
   } else if (frame.type === "error") {
     onErrorFrame(frame);
   }

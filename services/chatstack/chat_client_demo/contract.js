@@ -10,6 +10,7 @@ export const MESSAGES_PATH = "/api/rooms/{room}/messages"; // contract: routes.m
 export const ROOM_PATTERN = "^[A-Za-z0-9_-]{1,64}$"; // contract: protocol.room_pattern
 export const NICK_PATTERN = "^[A-Za-z0-9_.-]{1,32}$"; // contract: protocol.nick_pattern
 export const CLIENT_MSG_ID_PATTERN = "^[A-Za-z0-9_.:-]{1,64}$"; // contract: protocol.client_msg_id_pattern
+export const CLIENT_TOKEN_PATTERN = "^[A-Za-z0-9_-]{22,64}$"; // contract: protocol.client_token_pattern
 export const RECOVERY_OVERLAP_MS = 10000; // contract: protocol.recovery_overlap_ms
 export const RECOVERY_RECHECK_MS = 1000; // contract: protocol.recovery_recheck_ms
 export const PAGE_LIMIT_DEFAULT = 100; // contract: protocol.page_limit_default

@@ -89,11 +89,13 @@ def up(state_dir: Path) -> int:
         say(f"open {stack.url} in two browser tabs")
         say(f"flows: .venv/bin/chat-probe cross-instance --url {stack.url}  (docs/local-stack.md)")
         say("Ctrl-C (or `make stack-stop` elsewhere) stops everything.")
+        watch = StateChanges()
         while True:
             time.sleep(2)
             for part in [stack.history, *stack.gateways]:
-                if not part.running():
-                    say(f"warning: {part.instance} is not running (see {part.log_file})")
+                line = watch.line(part.instance, part.running(), str(part.log_file))
+                if line is not None:
+                    say(line)
             if not stack.nginx.running() or not stack.rabbitmq.running():
                 say("warning: nginx or rabbitmq stopped; stopping the stack")
                 return 1
@@ -110,6 +112,22 @@ def up(state_dir: Path) -> int:
         stack.stop()
         state_file.unlink(missing_ok=True)
         say("stopped.")
+
+
+class StateChanges:
+    """One line when a service stops or runs again, not one every check."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, bool] = {}
+
+    def line(self, name: str, running: bool, log_file: str) -> str | None:
+        before = self._running.get(name, True)  # every part was running at ready
+        self._running[name] = running
+        if running == before:
+            return None
+        if running:
+            return f"{name} is running again"
+        return f"warning: {name} is not running (see {log_file})"
 
 
 def _stop_leftovers(state: dict[str, dict[str, dict[str, int]]]) -> list[str]:

@@ -183,6 +183,7 @@ class Stack:
     def start(self) -> dict[str, float]:
         """Start everything and wait until each part is ready; returns seconds per step."""
         check_prerequisites()
+        self.check_ports()
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -196,6 +197,33 @@ class Stack:
             raise
         self.timings["total"] = time.monotonic() - began
         return dict(self.timings)
+
+    def listening_ports(self) -> list[tuple[str, str, int]]:
+        """(what, host, port) of every listener this stack opens on the host's loopback
+        (services in network namespaces listen there instead, on addresses of their own)."""
+        wanted = [("nginx", ports.LOOPBACK, self.ports.http)]
+        wanted.append(("RabbitMQ amqps", ports.LOOPBACK, self.ports.amqps))
+        if not self.partitionable:
+            wanted.append(("chat-history", ports.LOOPBACK, self.ports.history))
+            wanted += [
+                (f"chat-gateway gw-{n}", ports.LOOPBACK, port)
+                for n, port in enumerate(self.ports.gateways, start=1)
+            ]
+        return wanted
+
+    def check_ports(self) -> None:
+        """Every port free, or one error naming all the taken ones, before anything starts
+        (RabbitMQ first would otherwise be up before a taken gateway port is noticed)."""
+        taken = [
+            f"{what} {host}:{port}"
+            for what, host, port in self.listening_ports()
+            if ports.is_open(host, port)
+        ]
+        if taken:
+            raise RuntimeError(
+                f"port(s) already in use, nothing started: {', '.join(taken)} "
+                "(stop whatever listens there, e.g. another `make stack`)"
+            )
 
     def _timed(self, step: str, began: float) -> None:
         self.timings[step] = time.monotonic() - began

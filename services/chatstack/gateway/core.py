@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .. import contract, protocol
-from ..broker.base import GatewayBroker
+from ..broker.base import BrokerUnavailable, GatewayBroker
 from ..config import Config
 from ..ids import IdGenerator
 from ..metrics import Metrics
 from .idempotency import IdempotencyCache
 from .loopwatch import LoopWatch
+from .members import Members
 from .presence import PresenceThrottle
 from .rooms import Rooms
 
@@ -64,6 +66,18 @@ class Gateway:
         self.presence = PresenceThrottle(
             config.gateway.presence_coalesce_ms / 1000, self.rooms.fan_out, self.metrics
         )
+        # Unique per process start: a restarted gateway of the same instance name is another
+        # member-list announcer, and its predecessor's lease must not be taken for its own.
+        self.gateway_id = f"{self.instance or 'gateway'}.{secrets.token_hex(4)}"
+        limits = contract.section("limits")
+        self.members = Members(
+            self.gateway_id,
+            self.rooms,
+            self.publish_transient,
+            config.gateway.presence_coalesce_ms / 1000,
+            config.gateway.members_lease_s,
+            limits["members_sweep_ms"] / 1000,
+        )
         self.draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._to_reap: deque[Any] = deque()
@@ -78,6 +92,7 @@ class Gateway:
     async def start(self) -> None:
         self.metrics.gauge("gateway.ready.{instance}", 0, instance=self.instance)
         self.loopwatch.start()
+        self.members.start()
         await self.broker.start()
 
     async def drain(self, timeout: float) -> None:
@@ -100,6 +115,11 @@ class Gateway:
                 extra={"event": "shutdown.unclosed"},
             )
         self.presence.close()
+        # Gone members are withdrawn at once rather than left to expire with the lease.
+        self.members.withdraw()
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=_BROKER_CLOSE_S)
         self.loopwatch.stop()
         await self.broker.close()
 
@@ -198,6 +218,18 @@ class Gateway:
         code = protocol_close_code("close_service_restart")
         self.spawn(self.close_all(code, "broker reconnected, reconnect to catch up"))
 
+    def publish_transient(self, kind: str, room: str, body: bytes) -> None:
+        """Publish a presence event, member announcement or "who" request without waiting:
+        one lost to an outage is repaired by the next heartbeat (or the clients' re-join)."""
+
+        async def publish() -> None:
+            try:
+                await self.broker.publish(kind, room, body)
+            except BrokerUnavailable:
+                log.debug("%s lost", kind, extra={"event": f"{kind}.lost", "room": room})
+
+        self.spawn(publish())
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a per-frame coroutine, tracked so SIGTERM can wait for it."""
         task = asyncio.ensure_future(coro)
@@ -226,7 +258,11 @@ class Gateway:
                 nick, event = payload["nick"], payload["event"]
                 if not isinstance(nick, str) or event not in ("join", "leave"):
                     raise ValueError(f"bad presence {nick!r} {event!r}")
+                self.members.presence(room, payload)
                 self.presence.publish(room, nick, event)
+                return
+            elif kind in ("members", "who"):
+                self.members.received(kind, room, body)
                 return
             else:
                 raise ValueError(f"unknown kind {kind!r}")

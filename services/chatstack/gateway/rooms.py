@@ -16,12 +16,15 @@ class Rooms:
         self._broker = broker
         self._members: dict[str, dict[Member, None]] = {}  # insertion-ordered set
 
-    def add(self, room: str, member: Member) -> None:
+    def add(self, room: str, member: Member) -> bool:
+        """Add ``member``; returns whether ``room`` had no member here before."""
         members = self._members.get(room)
+        first = members is None
         if members is None:
             members = self._members[room] = {}
             self._broker.bind(room)
         members[member] = None
+        return first
 
     def remove(self, room: str, member: Member) -> None:
         members = self._members.get(room)
@@ -31,6 +34,13 @@ class Rooms:
         if not members:
             del self._members[room]
             self._broker.unbind(room)
+
+    def members(self, room: str) -> list[Member]:
+        return list(self._members.get(room, ()))
+
+    def names(self) -> list[str]:
+        """The rooms with a member here."""
+        return list(self._members)
 
     def fan_out(self, room: str, text: str) -> int:
         """Write one serialized frame to every local member; returns how many."""

@@ -163,38 +163,49 @@ class Session:
             self.unavailable("the message broker is not reachable; join again later")
             return
         token = frame.client_token
-        self.senders[frame.room] = sender_of(token) if token is not None else self.own_sender
+        sender = sender_of(token) if token is not None else self.own_sender
+        if gateway.members.held_by_another(frame.room, frame.nick, sender, self):
+            self.error(
+                "nick_taken",
+                f"{frame.nick} is in {frame.room} already; pick another nick",
+                frame.room,
+            )
+            return
+        previous_sender = self.senders.get(frame.room, sender)
+        self.senders[frame.room] = sender
         if previous == frame.nick:
             # Joined already: answer as a fresh join would, without telling the room twice.
             self.send(protocol.presence(frame.room, frame.nick, "join"))
+            self.send(gateway.members.frame(frame.room))
             return
         if previous is not None:
-            self._publish_presence(frame.room, previous, "leave")
+            self._publish_presence(frame.room, previous, "leave", previous_sender)
         self.rooms[frame.room] = frame.nick
-        gateway.rooms.add(frame.room, self)
-        self._publish_presence(frame.room, frame.nick, "join")
+        first = gateway.rooms.add(frame.room, self)
+        self._publish_presence(frame.room, frame.nick, "join", sender)
+        # The joiner hears at once who is known here; the others (and the joiner again,
+        # once other gateways answered "who") get the list when it changes.
+        self.send(gateway.members.frame(frame.room))
+        gateway.members.joined(frame.room, first)
 
     def _leave(self, room: str) -> None:
         nick = self.rooms.pop(room, None)
-        self.senders.pop(room, None)
+        sender = self.senders.pop(room, "")
         if nick is None:
             self.error("not_joined", f"not in room {room}", room)
             return
         self.gateway.rooms.remove(room, self)
-        self._publish_presence(room, nick, "leave")
+        self._publish_presence(room, nick, "leave", sender)
+        self.gateway.members.left(room)
         # The room no longer delivers to us, so confirm the leave directly.
         self.send(protocol.presence(room, nick, "leave"))
 
-    def _publish_presence(self, room: str, nick: str, event: str) -> None:
-        body = json.dumps({"nick": nick, "event": event}).encode()
-
-        async def publish() -> None:
-            try:
-                await self.gateway.broker.publish("presence", room, body)
-            except BrokerUnavailable:
-                log.debug("presence lost", extra={"event": "presence.lost", "room": room})
-
-        self.gateway.spawn(publish())
+    def _publish_presence(self, room: str, nick: str, event: str, sender: str) -> None:
+        # gateway and sender keep the other gateways' member tables current (members.py).
+        body = json.dumps(
+            {"nick": nick, "event": event, "gateway": self.gateway.gateway_id, "sender": sender}
+        ).encode()
+        self.gateway.publish_transient("presence", room, body)
 
     def _say(self, frame: protocol.Say) -> None:
         nick = self.rooms.get(frame.room)
@@ -277,7 +288,8 @@ class Session:
         gateway = self.gateway
         for room, nick in self.rooms.items():
             gateway.rooms.remove(room, self)
-            self._publish_presence(room, nick, "leave")
+            self._publish_presence(room, nick, "leave", self.senders[room])
+            gateway.members.left(room)
         self.rooms.clear()
         self.senders.clear()
         gateway.sessions.discard(self)

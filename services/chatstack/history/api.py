@@ -1,4 +1,5 @@
-"""GET /api/rooms/{room}/messages?after=<id>&limit=<n> (docs/protocol.md, "History API")."""
+"""GET /api/rooms/{room}/messages?after=<id>|before=<id>&limit=<n> (docs/protocol.md,
+"History API")."""
 
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ class MessagesHandler(tornado.web.RequestHandler):
                 return self._refuse(
                     "bad_after", "after must be up to 26 characters of the id alphabet"
                 )
+        before = self.get_query_argument("before", None)
+        if before is not None:
+            before = before.upper()
+            if not ids.is_id_prefix(before) or not before:
+                return self._refuse(
+                    "bad_before", "before must be 1 to 26 characters of the id alphabet"
+                )
+            if after is not None:
+                return self._refuse("bad_before", "before and after cannot be combined")
         limit_text = self.get_query_argument("limit", None)
         limit = self.limit_default
         if limit_text is not None:
@@ -59,8 +69,10 @@ class MessagesHandler(tornado.web.RequestHandler):
             self.set_status(503)
             self.write({"error": {"code": "unavailable", "detail": "history store not open"}})
             return
-        if after is None:
-            messages = self.store.latest(room, limit)
-        else:
+        if after is not None:
             messages = self.store.after(room, after, limit)
+        elif before is not None:
+            messages = self.store.before(room, before, limit)
+        else:
+            messages = self.store.latest(room, limit)
         self.write({"room": room, "messages": [m.as_json() for m in messages], "live": self.live()})

@@ -233,6 +233,17 @@ class HistoryStore:
         )
         return [StoredMessage(*row) for row in rows]
 
+    def before(self, room: str, before: str, limit: int) -> list[StoredMessage]:
+        """The newest ``limit`` messages of ``room`` with an id less than ``before``,
+        oldest first: the page that ends just before ``before``."""
+        rows = self._conn().execute(
+            "SELECT id, room, nick, text, ts FROM"
+            " (SELECT * FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?)"
+            " ORDER BY id",
+            (room, before, limit),
+        )
+        return [StoredMessage(*row) for row in rows]
+
     def latest(self, room: str, limit: int) -> list[StoredMessage]:
         """The newest ``limit`` messages of ``room``, oldest first."""
         rows = self._conn().execute(

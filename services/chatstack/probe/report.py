@@ -17,6 +17,12 @@ class FlowFailed(Exception):
     """A check did not hold; ``str(exc)`` is the one-line reason printed to the user."""
 
 
+class SingleInstance(FlowFailed):
+    """Only one gateway instance answered: a flow across gateways cannot check anything.
+    ``chat-probe all`` reports the flow as skipped (a single instance, such as ``make run``,
+    is a supported setup); run by name, the flow fails."""
+
+
 class Reporter:
     """Writes ``<flow>: ok <step>`` lines and the final verdicts to a text stream."""
 
@@ -32,6 +38,9 @@ class Reporter:
 
     def passed(self, flow: str) -> None:
         self._line(f"{flow}: PASS")
+
+    def skipped(self, flow: str, reason: str) -> None:
+        self._line(f"{flow}: SKIP {' '.join(reason.split())}")
 
     def failed(self, flow: str, reason: str) -> None:
         # One line whatever the reason contains, so `grep FAIL` shows the whole reason.

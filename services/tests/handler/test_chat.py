@@ -121,6 +121,11 @@ def test_history_api(tmp_path: Path) -> None:
             assert await page(f"?after={ids[1]}&limit=2") == ids[2:4]
             assert await page(f"?after={ids[1].lower()}") == ids[2:]
             assert await page(f"?after={ids[-1]}") == []
+            # Older pages: the newest `limit` before the cursor, oldest first.
+            assert await page(f"?before={ids[3]}&limit=2") == ids[1:3]
+            assert await page(f"?before={ids[1].lower()}") == ids[:1]
+            assert await page(f"?before={ids[0]}") == []
+            assert await page(f"?before={ids[-1]}&limit=500") == ids[:-1]
             assert (await get_json(f"{chat.served.http}/api/rooms/empty/messages"))[
                 "messages"
             ] == []
@@ -130,6 +135,10 @@ def test_history_api(tmp_path: Path) -> None:
                 ("?limit=x", "bad_limit"),
                 ("?after=not-an-id", "bad_after"),
                 ("?after=" + "0" * 27, "bad_after"),
+                ("?before=not-an-id", "bad_before"),
+                ("?before=", "bad_before"),
+                ("?before=" + "0" * 27, "bad_before"),
+                (f"?before={ids[3]}&after={ids[0]}", "bad_before"),
             ]:
                 response = await get(base + query)
                 assert response.code == 400, query

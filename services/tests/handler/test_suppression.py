@@ -26,22 +26,31 @@ def test_a_reused_client_msg_id_never_suppresses_the_victim(tmp_path: Path) -> N
             await watcher.join("lobby", "watcher")
             victim = await Client.connect(one.ws)
             await victim.join("lobby", "ada", VICTIM)
+            await watcher.expect("presence", nick="ada", event="join")  # gw-2 saw it
             attacker = await Client.connect(two.ws)
-            await attacker.join("lobby", "ada", ATTACKER)  # nicks are not owned
-
-            # The victim first: the attacker's copy of its id is a message of its own.
+            await attacker.send(type="join", room="lobby", nick="ada", client_token=ATTACKER)
+            assert (await attacker.expect("error"))["code"] == "nick_taken"
             real = await victim.say("lobby", "the real one", "k1")
+            victim.close()
+            # Nicks are not owned (no login): once the victim is gone, anyone may take it.
+            await attacker.join_when_free("lobby", "ada", ATTACKER)
+
+            # The victim said k1 first: the attacker's copy of its id is a message of its own.
             fake = await attacker.say("lobby", "forged", "k1")
             assert fake["id"] != real["id"]
 
             # The attacker first, guessing the victim's next id: the victim is not
             # answered with the attacker's message.
             forged = await attacker.say("lobby", "forged early", "k2")
+            attacker.close()
+            victim = await Client.connect(one.ws)
+            await victim.join_when_free("lobby", "ada", VICTIM)
             mine = await victim.say("lobby", "mine", "k2")
             assert mine["id"] != forged["id"]
 
             # The victim's own retry, through the other gateway after a reconnect, still
-            # dedupes: same id, stored once, not shown twice.
+            # dedupes: same id, stored once, not shown twice. The same client token gets
+            # the nick back although the old connection may still be seen.
             victim.close()
             again = await Client.connect(two.ws)
             await again.join("lobby", "ada", VICTIM)

@@ -82,6 +82,7 @@ def test_every_documented_code_exists_in_the_contract() -> None:
         "bad_json", "bad_frame", "unknown_type", "bad_room", "bad_nick", "bad_text",
         "text_too_long", "bad_client_msg_id", "too_many_rooms", "not_joined",
         "rate_limited", "unavailable", "join_rate_limited", "bad_client_token",
+        "nick_taken",
     }  # fmt: skip
     assert documented == CODES
 

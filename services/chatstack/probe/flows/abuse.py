@@ -81,6 +81,13 @@ async def _too_many_rooms(c: ChatClient, room: str) -> None:
     await c.expect_error("too_many_rooms", since)
 
 
+async def _nick_taken(c: ChatClient, room: str) -> None:
+    # The bystander holds its nick in the room; without its client_token nobody gets it.
+    since = c.mark()
+    await c.send({"type": "join", "room": room, "nick": "bystander"})
+    await c.expect_error("nick_taken", since)
+
+
 async def _not_joined(c: ChatClient, room: str) -> None:
     other = f"{room}-elsewhere"
     frames = (
@@ -180,6 +187,7 @@ def _checks() -> list[tuple[str, Provoke]]:
             ),
         ),
         ("too_many_rooms", _too_many_rooms),
+        ("nick_taken", _nick_taken),
         ("not_joined", _not_joined),
         ("rate_limited", _rate_limited),
         ("join_rate_limited", _join_rate_limited),

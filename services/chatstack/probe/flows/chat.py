@@ -25,6 +25,8 @@ async def check_history_refusals(target: Target, room: str) -> None:
         (target.messages_url("no room!"), "bad_room"),
         (target.messages_url(room, {"after": "not-an-id!"}), "bad_after"),
         (target.messages_url(room, {"after": "0" * 27}), "bad_after"),
+        (target.messages_url(room, {"before": "not-an-id!"}), "bad_before"),
+        (target.messages_url(room, {"before": "1", "after": "0"}), "bad_before"),
         (target.messages_url(room, {"limit": 0}), "bad_limit"),
         (target.messages_url(room, {"limit": page_max + 1}), "bad_limit"),
         (target.messages_url(room, {"limit": "many"}), "bad_limit"),

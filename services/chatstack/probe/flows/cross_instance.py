@@ -2,8 +2,8 @@
 
 Clients are opened until two distinct ``welcome.instance`` values are seen; behind a
 round-robin load balancer two connections usually suffice. A single instance (the
-embedded server, or a stack with one gateway down) fails with a clear reason instead of
-passing vacuously.
+embedded server, or a stack with one gateway down) is SingleInstance with a clear reason,
+never a vacuous pass: `chat-probe all` reports it as skipped, the flow run by name fails.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ..client import ChatClient, Clients, presence_of
-from ..report import FlowFailed, Step
+from ..report import SingleInstance, Step
 from ..target import Target, unique_room
 from .common import check_exactly_once, settle, wait_all_messages, wait_in_history
 
@@ -28,7 +28,7 @@ async def run(target: Target, step: Step, max_connections: int = DEFAULT_CONNECT
                 break
         instances = sorted({m.instance for m in members})
         if len(instances) < 2:
-            raise FlowFailed(
+            raise SingleInstance(
                 f"only one gateway instance ({instances[0]!r}) answered {len(members)} "
                 f"connections to {target.ws_url}; cross-instance delivery needs at least 2"
             )
