@@ -69,7 +69,7 @@ with subtest("the origin is HTTPS only: plain HTTP on the same name redirects to
 with subtest("chat-probe all passes from the client through the load balancer"):
     output = client.succeed(f"{probe} all --url {origin} 2>&1")
     print(output)
-    flows = ["chat", "cross-instance", "recovery", "origin", "cors", "abuse"]
+    flows = ["chat", "cross-instance", "members", "recovery", "origin", "cors", "abuse"]
     for flow in flows:
         assert f"{flow}: PASS" in output, f"{flow} did not pass"
         steps = [
