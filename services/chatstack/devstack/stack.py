@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 GATEWAYS = 2
 NODE_NAME = "chatstack-stack"
+# Keys the stack writes that a CHATSTACK_* variable may still override (a preference, not
+# wiring): every other key the stack writes is refused from the environment.
+OVERRIDABLE_KEYS = {"log.level"}
 
 # Command → Debian package, for the prerequisites message.
 SYSTEM_TOOLS = {
@@ -114,8 +118,15 @@ class Stack:
         node_name: str = NODE_NAME,
         static_dir: Path | None = None,
         contract: Contract | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """``environ``: the caller's environment, whose ``CHATSTACK_*`` config variables
+        (``services.environment_overrides``) the services get on top of the stack's config;
+        None passes none (the tests' stacks)."""
         self.contract = contract if contract is not None else contract_mod.load()
+        self.environ = dict(environ or {})
+        self.overrides: dict[str, str] = {}
+        self.ignored_variables: list[str] = []
         self.state_dir = state_dir
         self.ports = (
             stack_ports if stack_ports is not None else StackPorts.from_contract(self.contract)
@@ -202,8 +213,8 @@ class Stack:
         self._rabbitmq.provision()
         self.timings["rabbitmq"] = self._rabbitmq.start()
 
-    def _service(self, role: str, instance: str, port: int) -> services.Service:
-        document = services.render_config(
+    def _document(self, role: str, instance: str, port: int) -> dict[str, object]:
+        return services.render_config(
             self.contract,
             role,
             instance=instance,
@@ -212,16 +223,21 @@ class Stack:
             allowed_origins=self.origins,
             database=self.state_dir / "history" / "history.sqlite3",
         )
-        return services.Service(role, instance, port, self.services_dir, document)
 
     def _start_services(self) -> None:
         began = time.monotonic()
         (self.state_dir / "history").mkdir(parents=True, exist_ok=True)
-        self._history = self._service("history", "history", self.ports.history)
-        self._gateways = [
-            self._service("gateway", f"gw-{n}", port)
-            for n, port in enumerate(self.ports.gateways, start=1)
+        specs = [("history", "history", self.ports.history)] + [
+            ("gateway", f"gw-{n}", port) for n, port in enumerate(self.ports.gateways, start=1)
         ]
+        documents = [self._document(*spec) for spec in specs]
+        owned = set().union(*(services.config_keys(d) for d in documents)) - OVERRIDABLE_KEYS
+        self.overrides, self.ignored_variables = services.environment_overrides(self.environ, owned)
+        made = [
+            services.Service(role, instance, port, self.services_dir, document, self.overrides)
+            for (role, instance, port), document in zip(specs, documents, strict=True)
+        ]
+        self._history, self._gateways = made[0], made[1:]
         every = [self._history, *self._gateways]
         for service in every:
             service.start()
