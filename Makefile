@@ -41,6 +41,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check --line-length 100 hydra/deploy-hook tools/fleet-secrets
 	$(VENV)/bin/mypy --config-file services/pyproject.toml
 	$(VENV)/bin/mypy --strict --python-version 3.11 hydra/deploy-hook
+	PYTHONPATH=tools $(VENV)/bin/mypy --strict --python-version 3.11 tools/chatbench
 
 clean:
 	rm -rf $(VENV) var
@@ -63,3 +64,15 @@ GIXY_REQUIREMENTS := tests/stack/gixy-requirements.txt
 	touch $@
 
 gixy: .tools/gixy/.installed
+
+# --- the benchmark (docs/performance.md; not part of `make test`) -------------------------
+.PHONY: bench bench-soak
+BENCH_ARGS ?=
+
+# The room-size matrix against a stack and a `chatstack serve` the bench starts itself.
+bench: venv
+	PYTHONPATH=tools $(PY) -m chatbench $(BENCH_ARGS)
+
+# 30 minutes at 5k deliveries/s through the stack: RSS growth, errors, every ack stored.
+bench-soak: venv
+	PYTHONPATH=tools $(PY) -m chatbench soak $(BENCH_ARGS)
