@@ -54,7 +54,7 @@ async def run_cases(
         load = RoomLoad(target, case, f"bench-{int(time.time())}-{number}")
         try:
             await load.connect()
-            result = await load.run(args.warmup, args.seconds)
+            result = await load.run(args.warmup, args.seconds, args.profile)
         finally:
             await load.close()
         result["target"] = target.name
@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         "--idle", type=int, default=2000, help="idle sockets per gateway (0: skip)"
     )
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy each gateway into this folder"
+    )
     parser.add_argument(
         "--services-from",
         type=Path,

@@ -10,8 +10,10 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from . import profile
 from .procstat import CpuMeter, process_tree, rss_bytes
 from .targets import Target
 from .wsclient import WsProtocol, connect
@@ -189,7 +191,9 @@ class RoomLoad:
                 due += gap_ns
             await asyncio.sleep((due - now) / 1e9)
 
-    async def run(self, warmup_s: float, duration_s: float) -> dict[str, Any]:
+    async def run(
+        self, warmup_s: float, duration_s: float, profile_dir: Path | None = None
+    ) -> dict[str, Any]:
         case = self.case
         stop = asyncio.Event()
         senders = self.members[: case.senders]
@@ -206,6 +210,7 @@ class RoomLoad:
         meter.start()
         began = time.monotonic()
         self.tally.measuring = True
+        profilers = profile.start(self.target, self.case.name, duration_s, profile_dir)
         await asyncio.sleep(duration_s)
         self.tally.measuring = False
         elapsed = time.monotonic() - began
@@ -216,6 +221,7 @@ class RoomLoad:
             if member.seen_own:
                 member.seen_own()
         await asyncio.gather(*tasks)
+        await profile.finish(profilers)
         return self._result(
             elapsed, cpu, own_after.user + own_after.system - own.user - own.system
         )

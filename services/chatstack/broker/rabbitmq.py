@@ -68,6 +68,33 @@ def _describe(error: BaseException | str) -> str:
     return error
 
 
+class _CoalescingConnection(AsyncioConnection):
+    """pika's AsyncioConnection, writing every frame of one loop turn in one TLS write.
+
+    pika hands each AMQP frame to its transport separately (a publish is three: method,
+    header, body) and its TLS transport sends each as its own record and syscall: that was
+    the gateway's second-largest cost. Here the frames are gathered and handed over once per
+    loop turn, in the order pika produced them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._outgoing: list[bytes] = []
+        super().__init__(*args, **kwargs)
+
+    def _output_marshaled_frames(self, marshaled_frames: Any) -> None:
+        if not self._outgoing:
+            self.ioloop.call_soon(self._emit_outgoing)
+        for frame in marshaled_frames:
+            self.bytes_sent += len(frame)
+            self.frames_sent += 1
+            self._outgoing.append(frame)
+
+    def _emit_outgoing(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        if frames and self._transport is not None:
+            self._adapter_emit_data(b"".join(frames))
+
+
 def _routing_prefix(kind: str) -> str:
     return contract.routing_key(kind, "")
 
@@ -193,7 +220,7 @@ class _RabbitBase:
             if session is not None:
                 self._drop(session, f"connection closed: {reason}")
 
-        connection = AsyncioConnection(
+        connection = _CoalescingConnection(
             connection_parameters(self.config, self.name),
             on_open_callback=on_open,
             on_open_error_callback=on_open_error,
