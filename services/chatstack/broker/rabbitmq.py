@@ -68,7 +68,7 @@ def _describe(error: BaseException | str) -> str:
     return error
 
 
-class _CoalescingConnection(AsyncioConnection):
+class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
     """pika's AsyncioConnection, writing every frame of one loop turn in one TLS write.
 
     pika hands each AMQP frame to its transport separately (a publish is three: method,

@@ -19,6 +19,7 @@ from .session import Session
 
 log = logging.getLogger(__name__)
 
+
 class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     def initialize(self, gateway: Gateway) -> None:
         self.gateway = gateway
