@@ -73,6 +73,16 @@ BENCH_ARGS ?=
 bench: venv
 	PYTHONPATH=tools $(PY) -m chatbench $(BENCH_ARGS)
 
+# py-spy for `make bench BENCH_ARGS="--profile DIR"`, in its own venv (never the services').
+BENCH_REQUIREMENTS := tools/chatbench/requirements.txt
+.tools/bench/.installed: $(BENCH_REQUIREMENTS)
+	$(PYTHON) -m venv .tools/bench
+	.tools/bench/bin/pip install --quiet -r $(BENCH_REQUIREMENTS)
+	touch $@
+
+.PHONY: bench-tools
+bench-tools: .tools/bench/.installed
+
 # 30 minutes at 5k deliveries/s through the stack: RSS growth, errors, every ack stored.
 bench-soak: venv
 	PYTHONPATH=tools $(PY) -m chatbench soak $(BENCH_ARGS)

@@ -13,6 +13,7 @@ session that got fully set up), restore their topology, and report not-ready mea
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import ssl
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 _CONNECT_TIMEOUT_S = 15.0
 _HISTORY_PREFETCH = 200
 _STORE_RETRY_S = 1.0
+# Routing keys remembered per (kind, room); the cache starts over beyond this many rooms.
+_ROUTING_KEYS_KEPT = 10000
 
 
 def connection_parameters(config: BrokerConfig, name: str) -> pika.ConnectionParameters:
@@ -312,6 +315,9 @@ class RabbitGatewayBroker(_RabbitBase, GatewayBroker):
         self._confirms: dict[int, asyncio.Future[None]] = {}
         self._returned: set[int] = set()
         self._prefixes = {kind: _routing_prefix(kind) for kind in ("message", "presence")}
+        # Looked up once: publish runs for every say and presence event.
+        self._exchange: str = contract.amqp("exchange")
+        self._routing_keys: dict[tuple[str, str], str] = {}
 
     async def _setup(self, session: _Session) -> None:
         channel = session.channel
@@ -389,10 +395,15 @@ class RabbitGatewayBroker(_RabbitBase, GatewayBroker):
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirms[tag] = confirmed
         durable = kind == "message"
+        routing_key = self._routing_keys.get((kind, room))
+        if routing_key is None:
+            if len(self._routing_keys) > _ROUTING_KEYS_KEPT:
+                self._routing_keys.clear()
+            routing_key = self._routing_keys[kind, room] = contract.routing_key(kind, room)
         try:
             session.channel.basic_publish(
-                exchange=contract.amqp("exchange"),
-                routing_key=contract.routing_key(kind, room),
+                exchange=self._exchange,
+                routing_key=routing_key,
                 body=body,
                 properties=pika.BasicProperties(
                     content_type="application/json",
@@ -414,7 +425,11 @@ class RabbitGatewayBroker(_RabbitBase, GatewayBroker):
         method = frame.method
         acked = isinstance(method, pika.spec.Basic.Ack)
         tag = method.delivery_tag
-        tags = [t for t in self._confirms if t <= tag] if method.multiple else [tag]
+        if method.multiple:
+            # Tags are inserted in increasing order: stop at the first one not covered.
+            tags = list(itertools.takewhile(lambda t: t <= tag, self._confirms))
+        else:
+            tags = [tag]
         for t in tags:
             future = self._confirms.pop(t, None)
             if future is None or future.done():

@@ -236,10 +236,9 @@ class Session:
         entry.confirmed = confirmed
         started = time.monotonic()
         try:
-            await asyncio.wait_for(
-                gateway.broker.publish("message", frame.room, body),
-                gateway.config.broker.publish_timeout_s,
-            )
+            # asyncio.timeout, not wait_for: wait_for wraps the publish in one more Task.
+            async with asyncio.timeout(gateway.config.broker.publish_timeout_s):
+                await gateway.broker.publish("message", frame.room, body)
         except (BrokerUnavailable, TimeoutError) as exc:
             entry.confirmed = None
             confirmed.set_exception(BrokerUnavailable(str(exc)))
