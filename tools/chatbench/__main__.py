@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .cases import Case, RoomLoad, idle_case
+from .peer import PeerTarget
 from .report import table
 from .soak import soak
-from .targets import raise_fd_limit, start
+from .targets import StackTarget, raise_fd_limit, start
 
 DEFAULT_CASES = "2,50,200,50@10000,200@10000"
 
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="chatbench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("mode", nargs="?", default="matrix", choices=["matrix", "soak"])
-    parser.add_argument("--targets", default="stack,serve")
+    parser.add_argument(
+        "--targets", default="stack,peer,serve", help="stack, peer, serve"
+    )
     parser.add_argument(
         "--cases", default=DEFAULT_CASES, help="members[@deliveries/s],..."
     )
@@ -128,16 +131,35 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     names = ["stack"] if args.mode == "soak" else args.targets.split(",")
+    unknown = set(names) - {"stack", "peer", "serve"}
+    if unknown:
+        parser.error(
+            f"unknown target(s) {', '.join(sorted(unknown))}: stack, peer, serve"
+        )
+    cases = parse_cases(args.cases, args.senders, args.window)
+    extra = {"CHATSTACK_HTTP__MAX_CONNECTIONS": str(2 * args.idle + 1000)}
     try:
-        for name in names:
-            extra = {"CHATSTACK_HTTP__MAX_CONNECTIONS": str(2 * args.idle + 1000)}
-            target = start(name, args.out, extra)
+        if "stack" in names or "peer" in names:
+            # The peer shares the stack's RabbitMQ (own vhost), so both run in one session.
+            target = start("stack", args.out, extra)
             try:
                 if args.mode == "soak":
                     report["results"].append(asyncio.run(soak(target, args.seconds)))
-                else:
-                    cases = parse_cases(args.cases, args.senders, args.window)
+                elif "stack" in names:
                     report["results"] += asyncio.run(run_cases(target, cases, args))
+                if "peer" in names:
+                    assert isinstance(target, StackTarget)
+                    peer = PeerTarget(target.stack, args.out / "peer")
+                    try:
+                        report["results"] += asyncio.run(run_cases(peer, cases, args))
+                    finally:
+                        peer.stop()
+            finally:
+                target.stop()
+        if "serve" in names:
+            target = start("serve", args.out, extra)
+            try:
+                report["results"] += asyncio.run(run_cases(target, cases, args))
             finally:
                 target.stop()
     except KeyboardInterrupt:

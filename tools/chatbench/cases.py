@@ -71,10 +71,16 @@ class Tally:
 
 
 def _field(payload: bytes, mark: bytes) -> bytes:
+    """The string value after ``mark`` (``"name":"``; a space after the colon is allowed)."""
     start = payload.find(mark)
     if start < 0:
-        return b""
-    start += len(mark)
+        name = mark[: mark.index(b":") + 1]
+        start = payload.find(name)
+        if start < 0:
+            return b""
+        start = payload.index(b'"', start + len(name)) + 1
+    else:
+        start += len(mark)
     return payload[start : payload.index(b'"', start)]
 
 
@@ -88,33 +94,59 @@ class RoomLoad:
         self.tally = Tally()
         self.members = [Member(n) for n in range(case.members)]
         self.keep_ids = keep_ids
+        self.socketio = target.dialect == "socketio"
 
     def _on_text(self, member: Member) -> Callable[[bytes], None]:
         tally = self.tally
         sender = member.index < self.case.senders
+        socketio = self.socketio
+
+        def delivered(text: bytes, now: int) -> None:
+            if tally.measuring:
+                tally.deliveries += 1
+                by = tally.by_instance
+                by[member.instance] = by.get(member.instance, 0) + 1
+                tally.delivery_ns.append(now - int(text.split(b":")[1]))
+            if sender and text.startswith(b"%d:" % member.index) and member.seen_own:
+                member.seen_own()
+
+        def acked(cmid: bytes, now: int) -> None:
+            if tally.measuring:
+                tally.acked += 1
+                tally.ack_ns.append(now - int(cmid.split(b".")[1]))
+
+        def on_socketio(payload: bytes) -> None:
+            # Engine.IO 4 / Socket.IO 5 packets: 0 open, 2 ping, 40 connected, 42 event,
+            # 43<id> ack (the join is ack 0, says 1 and up).
+            now = time.monotonic_ns()
+            assert member.protocol is not None
+            if payload.startswith(b'42["message"'):
+                delivered(_field(payload, _TEXT_MARK), now)
+            elif payload.startswith(b"430"):
+                member.instance = _field(payload, b'"instance":"').decode()
+                if member.joined and not member.joined.done():
+                    member.joined.set_result(None)
+            elif payload.startswith(b"43"):
+                acked(_field(payload, _CMID_MARK), now)
+            elif payload == b"2":
+                member.protocol.send_text(b"3")
+            elif payload.startswith(b"40"):
+                if member.welcomed and not member.welcomed.done():
+                    member.welcomed.set_result(None)
+            elif payload.startswith(b"0"):
+                member.protocol.send_text(b"40")
 
         def on_text(payload: bytes) -> None:
+            if socketio:
+                on_socketio(payload)
+                return
             now = time.monotonic_ns()
             if payload.startswith(_MSG_PREFIX):
-                text = _field(payload, _TEXT_MARK)
-                if tally.measuring:
-                    tally.deliveries += 1
-                    by = tally.by_instance
-                    by[member.instance] = by.get(member.instance, 0) + 1
-                    tally.delivery_ns.append(now - int(text.split(b":")[1]))
-                if (
-                    sender
-                    and text.startswith(b"%d:" % member.index)
-                    and member.seen_own
-                ):
-                    member.seen_own()
+                delivered(_field(payload, _TEXT_MARK), now)
             elif payload.startswith(_ACK_PREFIX):
-                cmid = _field(payload, _CMID_MARK)
-                if tally.measuring:
-                    tally.acked += 1
-                    tally.ack_ns.append(now - int(cmid.split(b".")[1]))
-                    if self.keep_ids:
-                        tally.acked_ids.append(json.loads(payload)["id"])
+                acked(_field(payload, _CMID_MARK), now)
+                if tally.measuring and self.keep_ids:
+                    tally.acked_ids.append(json.loads(payload)["id"])
             else:
                 frame = json.loads(payload)
                 kind = frame.get("type")
@@ -144,11 +176,17 @@ class RoomLoad:
                 self.target.host,
                 self.target.port,
                 self._on_text(member),
+                path=self.target.path,
                 source=source_address(member.index),
+                made=lambda protocol: setattr(member, "protocol", protocol),
             )
             await asyncio.wait_for(member.welcomed, 15)
-            join = {"type": "join", "room": self.room, "nick": f"m{member.index}"}
-            member.protocol.send_text(json.dumps(join).encode())
+            nick = f"m{member.index}"
+            if self.socketio:
+                join = "420" + json.dumps(["join", {"room": self.room, "nick": nick}])
+            else:
+                join = json.dumps({"type": "join", "room": self.room, "nick": nick})
+            member.protocol.send_text(join.encode())
             await asyncio.wait_for(member.joined, 15)
 
         for start in range(0, len(self.members), 100):
@@ -157,15 +195,11 @@ class RoomLoad:
     def _say(self, member: Member, seq: int, stamp_ns: int) -> None:
         assert member.protocol is not None
         text = f"{member.index}:{stamp_ns}:{seq}"
-        frame = json.dumps(
-            {
-                "type": "say",
-                "room": self.room,
-                "text": text,
-                "client_msg_id": f"{seq}.{stamp_ns}",
-            },
-            separators=(",", ":"),
-        )
+        say = {"room": self.room, "text": text, "client_msg_id": f"{seq}.{stamp_ns}"}
+        if self.socketio:
+            frame = f"42{seq}" + json.dumps(["say", say], separators=(",", ":"))
+        else:
+            frame = json.dumps({"type": "say", **say}, separators=(",", ":"))
         member.protocol.send_text(frame.encode())
 
     async def _closed_loop(self, member: Member, stop: asyncio.Event) -> None:

@@ -56,6 +56,8 @@ class Target:
     # Gateway instance name (from the welcome frame) -> its process group name.
     gateway_groups: dict[str, str] = field(default_factory=dict)
     history_url: str = ""
+    path: str = "/ws"
+    dialect: str = "chatstack"  # or "socketio" (the peer)
 
     def stop(self) -> None:
         raise NotImplementedError

@@ -128,13 +128,14 @@ async def connect(
     path: str = "/ws",
     source: str | None = None,
     timeout: float = 15.0,
+    made: Callable[[WsProtocol], None] | None = None,
 ) -> WsProtocol:
     """Open a websocket from ``source`` (a loopback address: 127.0.0.0/8 is all local, so
     spreading clients over many addresses stays under per-address limits)."""
     loop = asyncio.get_running_loop()
     _, protocol = await asyncio.wait_for(
         loop.create_connection(
-            lambda: WsProtocol(f"{host}:{port}", path, on_text),
+            lambda: _made(WsProtocol(f"{host}:{port}", path, on_text), made),
             host,
             port,
             local_addr=(source, 0) if source else None,
@@ -142,4 +143,13 @@ async def connect(
         timeout,
     )
     await asyncio.wait_for(protocol.opened, timeout)
+    return protocol
+
+
+def _made(
+    protocol: WsProtocol, made: Callable[[WsProtocol], None] | None
+) -> WsProtocol:
+    # Before any data arrives: a server may speak first in the handshake's own packet.
+    if made is not None:
+        made(protocol)
     return protocol
