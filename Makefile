@@ -70,14 +70,15 @@ gixy: .tools/gixy/.installed
 BENCH_ARGS ?=
 
 # The room-size matrix against a stack and a `chatstack serve` the bench starts itself.
-bench: venv
+bench: venv .tools/bench/.installed
 	PYTHONPATH=tools $(PY) -m chatbench $(BENCH_ARGS)
 
-# py-spy for `make bench BENCH_ARGS="--profile DIR"`, in its own venv (never the services').
-BENCH_REQUIREMENTS := tools/chatbench/requirements.txt
+# The bench's own venv (never the services'): py-spy for --profile, and the comparison peer
+# (python-socketio, aiohttp, aio-pika), pinned.
+BENCH_REQUIREMENTS := tools/chatbench/requirements.txt tools/chatbench/peer-requirements.txt
 .tools/bench/.installed: $(BENCH_REQUIREMENTS)
 	$(PYTHON) -m venv .tools/bench
-	.tools/bench/bin/pip install --quiet -r $(BENCH_REQUIREMENTS)
+	.tools/bench/bin/pip install --quiet $(addprefix -r ,$(BENCH_REQUIREMENTS))
 	touch $@
 
 .PHONY: bench-tools

@@ -69,7 +69,7 @@ class PeerTarget(Target):
     def __init__(self, stack: Stack, state_dir: Path, servers: int = 2) -> None:
         if not PEER_PYTHON.exists():
             raise RuntimeError(
-                "the peer needs `make bench-peer-tools` (tools/chatbench/README.md)"
+                "the peer needs `make bench-tools` (tools/chatbench/README.md)"
             )
         broker = stack.rabbitmq
         password = secrets.token_hex(16)

@@ -2,7 +2,7 @@
 rooms through RabbitMQ (``socketio.AsyncAioPikaManager``), the usual Python way to run
 several socket.io servers behind a load balancer.
 
-Runs in the bench's own venv (``make bench-peer-tools``: tools/chatbench/peer-requirements.txt),
+Runs in the bench's own venv (``make bench-tools``: tools/chatbench/peer-requirements.txt),
 never the services' environment:
 
     .tools/bench/bin/python tools/chatbench/peer_server.py --port P --amqp-url URL
