@@ -149,11 +149,16 @@ def main(argv: list[str] | None = None) -> int:
                     report["results"] += asyncio.run(run_cases(target, cases, args))
                 if "peer" in names:
                     assert isinstance(target, StackTarget)
-                    peer = PeerTarget(target.stack, args.out / "peer")
-                    try:
-                        report["results"] += asyncio.run(run_cases(peer, cases, args))
-                    finally:
-                        peer.stop()
+                    for case in cases:
+                        # Fresh servers per case: the peer has no backpressure, so a backlog
+                        # one case left in its RabbitMQ queues would be drained by the next.
+                        peer = PeerTarget(target.stack, args.out / "peer")
+                        try:
+                            report["results"] += asyncio.run(
+                                run_cases(peer, [case], args)
+                            )
+                        finally:
+                            peer.stop()
             finally:
                 target.stop()
         if "serve" in names:

@@ -285,6 +285,13 @@ class RoomLoad:
             "seconds": round(elapsed, 2),
             "messages_per_s": round(tally.acked / elapsed, 1),
             "deliveries_per_s": round(tally.deliveries / elapsed, 1),
+            # Deliveries / (acked messages x members): below 1, messages were acked but not
+            # (yet) delivered to everyone when the case ended.
+            "delivered_fraction": round(
+                tally.deliveries / (tally.acked * self.case.members), 3
+            )
+            if tally.acked
+            else None,
             "delivery_ms": {
                 "p50": round(percentile(delivery, 0.5), 2),
                 "p99": round(percentile(delivery, 0.99), 2),
