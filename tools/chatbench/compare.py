@@ -16,6 +16,7 @@ from typing import Any
 MEASURES: dict[str, Callable[[dict[str, Any]], float]] = {
     "msg/s": lambda r: r["messages_per_s"],
     "deliv/s": lambda r: r["deliveries_per_s"],
+    "delivered": lambda r: r.get("delivered_fraction") or 0.0,
     "p50 ms": lambda r: r["delivery_ms"]["p50"],
     "p99 ms": lambda r: r["delivery_ms"]["p99"],
     "ack p99 ms": lambda r: r["ack_ms"]["p99"],
@@ -27,12 +28,18 @@ MEASURES: dict[str, Callable[[dict[str, Any]], float]] = {
 }
 
 
-def load(paths: list[Path]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def load(
+    paths: list[Path], only: str | None = None
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
     by_case: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for path in paths:
         for result in json.loads(path.read_text())["results"]:
-            if "members" in result:
+            if "members" not in result:
+                continue
+            if only is None:
                 by_case[result["target"], result["case"]].append(result)
+            elif result["target"] == only:
+                by_case["", result["case"]].append(result)
     return by_case
 
 
@@ -45,8 +52,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", type=Path, nargs="+", required=True)
     parser.add_argument("--after", type=Path, nargs="+", required=True)
+    parser.add_argument(
+        "--targets", help="BASELINE,OTHER: compare two targets of the files"
+    )
     args = parser.parse_args()
-    before, after = load(args.before), load(args.after)
+    if args.targets:
+        first, second = args.targets.split(",")
+        before, after = load(args.before, first), load(args.after, second)
+    else:
+        before, after = load(args.before), load(args.after)
     print("| target | case | measure | before | after | after/before |")
     print("|---|---|---|---|---|---|")
     for key in before:
