@@ -2,6 +2,7 @@
 #   make run     embedded default on http://127.0.0.1:8080 (HOST=, PORT= to change)
 #   make test    the whole test suite (unit, property, handler, RabbitMQ integration, stack, browser)
 #   make stack   the local production-like stack behind nginx on http://127.0.0.1:8088
+#   make bench   the benchmark (docs/performance.md; not part of make test)
 
 PYTHON ?= python3
 VENV := .venv
