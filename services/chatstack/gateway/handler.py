@@ -25,7 +25,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self.gateway = gateway
         self.session: Session | None = None
         self.address = ""
-        # Stream write offsets at which frames end, while the client is behind (see send_text).
+        # Stream write offsets at which frames end, while the client is behind (flush_frames).
         # (None until first behind: an empty deque costs ~760 bytes per idle connection.)
         self._frame_ends: deque[int] | None = None
         # Frames queued in this loop turn (see send_frame).
