@@ -2,6 +2,7 @@
 #   make run     embedded default on http://127.0.0.1:8080 (HOST=, PORT= to change)
 #   make test    the whole test suite (unit, property, handler, RabbitMQ integration, stack, browser)
 #   make stack   the local production-like stack behind nginx on http://127.0.0.1:8088
+#   make bench   the benchmark (docs/performance.md; not part of make test)
 
 PYTHON ?= python3
 VENV := .venv
@@ -53,6 +54,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check --line-length 100 hydra/deploy-hook tools/fleet-secrets
 	$(VENV)/bin/mypy --config-file services/pyproject.toml
 	$(VENV)/bin/mypy --strict --python-version 3.11 hydra/deploy-hook
+	PYTHONPATH=tools $(VENV)/bin/mypy --strict --python-version 3.11 tools/chatbench
 
 clean:
 	rm -rf $(VENV) var
@@ -75,3 +77,26 @@ GIXY_REQUIREMENTS := tests/stack/gixy-requirements.txt
 	touch $@
 
 gixy: .tools/gixy/.installed
+
+# --- the benchmark (docs/performance.md; not part of `make test`) -------------------------
+.PHONY: bench bench-soak
+BENCH_ARGS ?=
+
+# The room-size matrix against a stack and a `chatstack serve` the bench starts itself.
+bench: venv .tools/bench/.installed
+	PYTHONPATH=tools $(PY) -m chatbench $(BENCH_ARGS)
+
+# The bench's own venv (never the services'): py-spy for --profile, and the comparison peer
+# (python-socketio, aiohttp, aio-pika), pinned.
+BENCH_REQUIREMENTS := tools/chatbench/requirements.txt tools/chatbench/peer-requirements.txt
+.tools/bench/.installed: $(BENCH_REQUIREMENTS)
+	$(PYTHON) -m venv .tools/bench
+	.tools/bench/bin/pip install --quiet $(addprefix -r ,$(BENCH_REQUIREMENTS))
+	touch $@
+
+.PHONY: bench-tools
+bench-tools: .tools/bench/.installed
+
+# 30 minutes at 5k deliveries/s through the stack: RSS growth, errors, every ack stored.
+bench-soak: venv
+	PYTHONPATH=tools $(PY) -m chatbench soak $(BENCH_ARGS)

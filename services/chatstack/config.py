@@ -402,6 +402,15 @@ def _env_key(name: str) -> str:
     return body.replace("__", ".")
 
 
+def variable_key(name: str) -> str | None:
+    """The config key an environment variable overrides (``CHATSTACK_LIMITS__BURST`` ->
+    ``limits.burst``), or None when ``name`` names no key (e.g. a test harness switch)."""
+    if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        return None
+    key = _env_key(name)
+    return key if key in _FIELDS else None
+
+
 def _collect(
     path: Path | None, environ: Mapping[str, str], overrides: Mapping[str, tuple[str, str]]
 ) -> tuple[dict[str, tuple[Any, bool, str]], str]:

@@ -74,12 +74,17 @@ class AbuseMeter:
         self.max_errors = max_errors
         self.window = window
         self._clock = clock
-        self._times: deque[float] = deque()
+        # Made on the first error: an empty deque is ~760 bytes, and most connections
+        # never make a mistake (idle connections are counted by the ten thousand).
+        self._times: deque[float] | None = None
 
     def record(self) -> bool:
         """Record one error; True when ``max_errors`` errors fell within the window."""
         now = self._clock()
-        self._times.append(now)
-        while self._times and self._times[0] <= now - self.window:
-            self._times.popleft()
-        return len(self._times) >= self.max_errors
+        if self._times is None:
+            self._times = deque()
+        times = self._times
+        times.append(now)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return len(times) >= self.max_errors

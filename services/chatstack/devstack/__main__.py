@@ -57,7 +57,7 @@ def up(state_dir: Path) -> int:
             return 1
         _stop_leftovers(previous)
     try:
-        stack = Stack(state_dir)
+        stack = Stack(state_dir, environ=os.environ)
     except (RuntimeError, OSError) as err:
         say(f"error: {err}")
         return 1
@@ -85,6 +85,10 @@ def up(state_dir: Path) -> int:
         for name, address, log_file in stack.components():
             say(f"  {name:<24} {address}\n  {'':<24} log: {log_file}")
         say("")
+        for name, value in stack.overrides.items():
+            say(f"  passed to the services: {name}={value}")
+        for name in stack.ignored_variables:
+            say(f"  ignored (names no config key): {name}")
         say(f"ready in {timings['total']:.1f} s (rabbitmq {timings['rabbitmq']:.1f} s)")
         say(f"open {stack.url} in two browser tabs")
         say(f"flows: .venv/bin/chat-probe cross-instance --url {stack.url}  (docs/local-stack.md)")
@@ -102,7 +106,7 @@ def up(state_dir: Path) -> int:
     except Stop as why:
         say(f"\n{why}: stopping the stack ...")
         return 0
-    except (RuntimeError, TimeoutError) as err:
+    except (RuntimeError, TimeoutError, ValueError) as err:
         say(f"error: {err}")
         return 1
     finally:

@@ -17,9 +17,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chatstack.config import variable_key
 from chatstack.devstack import ports, tomlout
 from chatstack.devstack.contract import Contract
 from chatstack.devstack.netns import Namespace
@@ -111,8 +113,52 @@ def render_embedded_config(
     return document
 
 
+def config_keys(document: Mapping[str, Any]) -> set[str]:
+    """The dotted keys a config document sets (``http.port``, ``broker.host``, ...)."""
+    keys: set[str] = set()
+    for name, value in document.items():
+        if isinstance(value, Mapping):
+            keys.update(f"{name}.{inner}" for inner in value)
+        else:
+            keys.add(name)
+    return keys
+
+
+def environment_overrides(
+    environ: Mapping[str, str], owned: set[str]
+) -> tuple[dict[str, str], list[str]]:
+    """The ``CHATSTACK_*`` variables of ``environ`` the stack passes on to its services, and
+    the names it ignores because they name no config key (test switches such as
+    ``CHATSTACK_KEEP_STACK_DIR``).
+
+    A variable for a key in ``owned`` (what the stack itself writes: ports, broker, origins,
+    database) is refused: the stack's wiring must win, and silently ignoring it would hide
+    why a setting has no effect.
+    """
+    passed: dict[str, str] = {}
+    ignored: list[str] = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith("CHATSTACK_"):
+            continue
+        key = variable_key(name)
+        if key is None:
+            ignored.append(name)
+        elif key in owned:
+            raise ValueError(
+                f"{name}: the local stack sets {key} itself (docs/local-stack.md); unset it"
+            )
+        else:
+            passed[name] = value
+    return passed, ignored
+
+
 class Service:
-    """One service process (a role of ``COMMANDS``) with its config, log and health checks."""
+    """One service process (a role of ``COMMANDS``) with its config, log and health checks.
+
+    ``overrides`` are ``CHATSTACK_*`` variables for its environment (on top of the config
+    file, docs/configuration.md); every other ``CHATSTACK_*`` variable of the caller is
+    stripped, so a stray one cannot rewire the stack.
+    """
 
     def __init__(
         self,
@@ -121,6 +167,7 @@ class Service:
         port: int,
         workdir: Path,
         document: dict[str, Any],
+        overrides: Mapping[str, str] | None = None,
         netns: Namespace | None = None,
     ):
         self.netns = netns  # run inside this network namespace (partition tests)
@@ -132,6 +179,7 @@ class Service:
         self.config_file = workdir / f"{instance}.toml"
         self.log_file = workdir / f"{instance}.log"
         self.document = document
+        self.overrides = dict(overrides or {})
         self._child: Child | None = None
 
     @property
@@ -150,8 +198,8 @@ class Service:
         """Start the process (does not wait: see ``wait_healthy`` / ``wait_ready``)."""
         ports.ensure_free(self.host, self.port, f"{display_name(self.role)} {self.instance}")
         self.write_config()
-        # The stack's own config must win over stray CHATSTACK_* variables of the caller.
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")}
+        env.update(self.overrides)
         env["PYTHONUNBUFFERED"] = "1"
         argv = [*command(self.role), "--config", str(self.config_file)]
         self._child = Child(

@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 GATEWAYS = 2
 NODE_NAME = "chatstack-stack"
+# Keys the stack writes that a CHATSTACK_* variable may still override (a preference, not
+# wiring): every other key the stack writes is refused from the environment.
+OVERRIDABLE_KEYS = {"log.level"}
 
 # Command → Debian package, for the prerequisites message.
 SYSTEM_TOOLS = {
@@ -118,15 +122,22 @@ class Stack:
         contract: Contract | None = None,
         partitionable: bool = False,
         extra: dict[str, dict[str, dict[str, Any]]] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """``partitionable``: history and each gateway in a network namespace of its own
         (chatstack.devstack.netns), so a test can cut one of them off the broker.
-        ``extra``: role → config tables merged into that role's config."""
+        ``extra``: role → config tables merged into that role's config.
+        ``environ``: the caller's environment, whose ``CHATSTACK_*`` config variables
+        (``services.environment_overrides``) the services get on top of the stack's config;
+        None passes none (the tests' stacks)."""
         self.contract = contract if contract is not None else contract_mod.load()
         self.partitionable = partitionable
         self.extra = extra or {}
         # Index 0: history; n: gateway n.
         self.namespaces: list[Namespace] = []
+        self.environ = dict(environ or {})
+        self.overrides: dict[str, str] = {}
+        self.ignored_variables: list[str] = []
         self.state_dir = state_dir
         self.ports = (
             stack_ports if stack_ports is not None else StackPorts.from_contract(self.contract)
@@ -260,9 +271,9 @@ class Stack:
         self._rabbitmq.provision()
         self.timings["rabbitmq"] = self._rabbitmq.start()
 
-    def _service(
+    def _document(
         self, role: str, instance: str, port: int, netns: Namespace | None = None
-    ) -> services.Service:
+    ) -> dict[str, Any]:
         document = services.render_config(
             self.contract,
             role,
@@ -278,7 +289,7 @@ class Stack:
             # The broker through the veth; its certificate still names the loopback address.
             document["broker"]["host"] = netns.host_address
             document["broker"]["server_name"] = self.rabbitmq.host
-        return services.Service(role, instance, port, self.services_dir, document, netns)
+        return document
 
     def _start_services(self) -> None:
         began = time.monotonic()
@@ -292,11 +303,23 @@ class Stack:
         spaces: list[Namespace | None] = list(self.namespaces) or [None] * (
             len(self.ports.gateways) + 1
         )
-        self._history = self._service("history", "history", self.ports.history, spaces[0])
-        self._gateways = [
-            self._service("gateway", f"gw-{n}", port, spaces[n])
-            for n, port in enumerate(self.ports.gateways, start=1)
+        specs = [("history", "history", self.ports.history)] + [
+            ("gateway", f"gw-{n}", port) for n, port in enumerate(self.ports.gateways, start=1)
         ]
+        documents = [
+            self._document(*spec, netns) for spec, netns in zip(specs, spaces, strict=True)
+        ]
+        owned = set().union(*(services.config_keys(d) for d in documents)) - OVERRIDABLE_KEYS
+        self.overrides, self.ignored_variables = services.environment_overrides(self.environ, owned)
+        made = [
+            services.Service(
+                role, instance, port, self.services_dir, document, self.overrides, netns
+            )
+            for (role, instance, port), document, netns in zip(
+                specs, documents, spaces, strict=True
+            )
+        ]
+        self._history, self._gateways = made[0], made[1:]
         every = [self._history, *self._gateways]
         for service in every:
             service.start()

@@ -83,6 +83,7 @@ class Gateway:
         self._to_reap: deque[Any] = deque()
         self._reaping = False
         self._failover: asyncio.TimerHandle | None = None
+        self._to_flush: list[Any] = []
         broker.on_delivery = self.deliver
         broker.add_ready_listener(self._ready_changed)
         broker.on_reconnect = self._reconnected
@@ -137,6 +138,18 @@ class Gateway:
         if not self._reaping:
             self._reaping = True
             asyncio.get_running_loop().call_later(REAP_AFTER_S, self._reap_some)
+
+    def write_soon(self, handler: Any) -> None:
+        """Flush ``handler``'s queued frames at the next loop turn, with every other socket
+        written to in this one (see ChatSocketHandler.send_frame)."""
+        if not self._to_flush:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._to_flush.append(handler)
+
+    def _flush(self) -> None:
+        handlers, self._to_flush = self._to_flush, []
+        for handler in handlers:
+            handler.flush_frames()
 
     def _reap_some(self) -> None:
         for _ in range(min(REAP_BATCH, len(self._to_reap))):

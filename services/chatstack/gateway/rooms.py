@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..broker.base import GatewayBroker
+from . import wire
 
 
 class Member(Protocol):
-    def send(self, text: str) -> None: ...
+    def send_frame(self, frame: bytes) -> None: ...
 
 
 class Rooms:
@@ -47,7 +48,8 @@ class Rooms:
         members = self._members.get(room)
         if not members:
             return 0
+        frame = wire.text_frame(text)  # once for the whole room
         # A copy: a failed write may remove its member from this very dict.
         for member in list(members):
-            member.send(text)
+            member.send_frame(frame)
         return len(members)

@@ -18,6 +18,7 @@ from typing import Protocol as TypingProtocol
 from .. import protocol
 from ..broker.base import BrokerUnavailable
 from ..ratelimit import AbuseMeter, TokenBucket
+from . import wire
 from .core import Gateway, protocol_close_code
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ def sender_of(client_token: str) -> str:
 class Transport(TypingProtocol):
     """What a session needs from its websocket (tornado's handler in production)."""
 
-    def send_text(self, text: str) -> None: ...
+    def send_frame(self, frame: bytes) -> None:
+        """Queue one websocket frame (``wire.text_frame``) for the client."""
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -65,7 +67,12 @@ class Session:
 
     def send(self, text: str) -> None:
         if not self.closed:
-            self.transport.send_text(text)
+            self.transport.send_frame(wire.text_frame(text))
+
+    def send_frame(self, frame: bytes) -> None:
+        """A frame already on the wire's format: fan-out builds it once for the room."""
+        if not self.closed:
+            self.transport.send_frame(frame)
 
     def _send_error(self, code: str, detail: str, room: str | None) -> None:
         self.gateway.metrics.incr("gateway.errors.{code}", code=code)
@@ -255,10 +262,9 @@ class Session:
         entry.confirmed = confirmed
         started = time.monotonic()
         try:
-            await asyncio.wait_for(
-                gateway.broker.publish("message", frame.room, body),
-                gateway.config.broker.publish_timeout_s,
-            )
+            # asyncio.timeout, not wait_for: wait_for wraps the publish in one more Task.
+            async with asyncio.timeout(gateway.config.broker.publish_timeout_s):
+                await gateway.broker.publish("message", frame.room, body)
         except (BrokerUnavailable, TimeoutError) as exc:
             entry.confirmed = None
             confirmed.set_exception(BrokerUnavailable(str(exc)))

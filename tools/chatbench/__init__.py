@@ -1,0 +1,1 @@
+"""chatbench: the benchmark of docs/performance.md (``make bench``); see README.md."""

@@ -1,0 +1,137 @@
+"""What the bench runs against, started by the bench itself and stopped when it is done:
+the local stack (``make stack``: nginx, two gateways, TLS RabbitMQ, history) through the
+devstack API, and the embedded ``chatstack serve`` (``make run``)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chatstack.devstack import ports, services
+from chatstack.devstack.procs import Child
+from chatstack.devstack.stack import Stack, StackPorts
+
+from .procstat import process_tree
+
+# Per-connection limits lifted for the bench (docs/local-stack.md, "Settings for the
+# services"): one bench connection sends far more than a person would.
+BENCH_OVERRIDES = {
+    "CHATSTACK_LIMITS__RATE_PER_S": "1000000",
+    "CHATSTACK_LIMITS__BURST": "1000000",
+    "CHATSTACK_LIMITS__JOIN_RATE_PER_S": "1000",
+    "CHATSTACK_LIMITS__JOIN_BURST": "1000",
+    "CHATSTACK_GATEWAY__MAX_CONNECTIONS_PER_ADDRESS": "100000",
+    "CHATSTACK_LOG__LEVEL": "WARNING",
+}
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise RLIMIT_NOFILE of this process (inherited by the services it starts) to
+    ``wanted`` if allowed (root may raise the hard limit up to fs.nr_open); returns it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    for new_hard in (max(hard, min(wanted, nr_open)), hard):
+        try:
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (min(wanted, new_hard), new_hard)
+            )
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+@dataclass
+class Target:
+    name: str
+    host: str
+    port: int
+    # Process groups whose CPU is measured: "gateway gw-1", "rabbitmq", "nginx", ...
+    groups: dict[str, list[int]] = field(default_factory=dict)
+    # Gateway instance name (from the welcome frame) -> its process group name.
+    gateway_groups: dict[str, str] = field(default_factory=dict)
+    history_url: str = ""
+    path: str = "/ws"
+    dialect: str = "chatstack"  # or "socketio" (the peer)
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class StackTarget(Target):
+    def __init__(self, state_dir: Path, overrides: dict[str, str]) -> None:
+        self.stack = Stack(
+            state_dir,
+            stack_ports=StackPorts.free(),
+            node_name=f"chatbench-{os.getpid()}",
+            environ=overrides,
+        )
+        self.stack.start()
+        super().__init__("stack", ports.LOOPBACK, self.stack.ports.http)
+        for gw in self.stack.gateways:
+            assert gw.pid is not None
+            self.groups[f"gateway {gw.instance}"] = process_tree(gw.pid)
+            self.gateway_groups[gw.instance] = f"gateway {gw.instance}"
+        assert self.stack.history.pid is not None and self.stack.nginx.pid is not None
+        self.groups["history"] = process_tree(self.stack.history.pid)
+        server = self.stack.rabbitmq.pids["rabbitmq"]
+        assert server is not None
+        self.groups["rabbitmq"] = process_tree(server)
+        self.groups["nginx"] = process_tree(self.stack.nginx.pid)
+        self.history_url = self.stack.url
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+
+class ServeTarget(Target):
+    def __init__(self, state_dir: Path, overrides: dict[str, str]) -> None:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True)
+        port = ports.free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSTACK_")}
+        env.update(overrides)
+        env["CHATSTACK_HISTORY__DATABASE"] = str(state_dir / "history.sqlite3")
+        env["CHATSTACK_INSTANCE"] = "serve"
+        self.child = Child(
+            "chatstack serve",
+            [*services.command("serve"), "--host", ports.LOOPBACK, "--port", str(port)],
+            state_dir / "serve.log",
+            env=env,
+            cwd=state_dir,
+        )
+        self.child.start()
+        url = f"http://{ports.LOOPBACK}:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or not self.child.alive():
+                    self.child.stop(5)
+                    raise RuntimeError(
+                        f"chatstack serve did not start: see {self.child.log_file}"
+                    )
+                time.sleep(0.2)
+        super().__init__("serve", ports.LOOPBACK, port, history_url=url)
+        assert self.child.pid is not None
+        self.groups["serve"] = process_tree(self.child.pid)
+        self.gateway_groups["serve"] = "serve"
+
+    def stop(self) -> None:
+        self.child.stop(15)
+
+
+def start(name: str, var_dir: Path, extra: dict[str, str] | None = None) -> Target:
+    overrides = {**BENCH_OVERRIDES, **(extra or {})}
+    if name == "stack":
+        return StackTarget(var_dir / "stack", overrides)
+    if name == "serve":
+        return ServeTarget(var_dir / "serve", overrides)
+    raise ValueError(f"unknown target {name!r}: expected stack or serve")
