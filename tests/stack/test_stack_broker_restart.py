@@ -10,15 +10,14 @@ its acked id; after recovery the users hear each other live again (bindings rest
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections import Counter
-from typing import Self
 
 import pytest
 from chatstack.devstack.stack import Stack
 from stack_harness import (
     Chatter,
+    ReadinessLog,
     assert_acked_stored_once,
     talk,
     unique_room,
@@ -34,41 +33,6 @@ AFTER_DEADLINE_S = 30.0
 LATE_ACKS = 3
 
 
-class ReadinessLog:
-    """Polls /readyz of every service in a thread: (wall-clock time, status) per service."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.services = [stack.history, *stack.gateways]
-        self.samples: dict[str, list[tuple[float, int]]] = {
-            s.instance: [] for s in self.services
-        }
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for service in self.services:
-                status, _body = service.status("/readyz")
-                self.samples[service.instance].append((time.time(), status))
-            time.sleep(0.1)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def wait_all_ready(self, timeout: float = 60.0) -> float:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if all(s.status("/readyz")[0] == 200 for s in self.services):
-                return time.time()
-            time.sleep(0.1)
-        raise AssertionError(f"services not ready again within {timeout:.0f} s")
-
-
 def acked_after(chatter: Chatter, ready_at: float) -> dict[str, str]:
     """The chatter's says first sent after the services were ready again, and acked."""
     return {c: i for c, i in chatter.acked.items()
@@ -81,7 +45,7 @@ async def scenario(stack: Stack) -> None:
     await ada.connect()
     await bob.connect()
     stop = asyncio.Event()
-    with ReadinessLog(stack) as readiness:
+    with ReadinessLog([stack.history, *stack.gateways]) as readiness:
         streams = [asyncio.create_task(talk(c, stop, c.name)) for c in (ada, bob)]
         await asyncio.sleep(BEFORE_S)
         stopping_at = time.time()

@@ -26,12 +26,10 @@ import asyncio
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
 
 import pytest
 from chatstack.devstack import netns
@@ -40,6 +38,7 @@ from chatstack.devstack.services import Service
 from chatstack.devstack.stack import Stack
 from stack_harness import (
     Chatter,
+    ReadinessLog,
     assert_acked_stored_once,
     talk,
     unique_room,
@@ -86,33 +85,6 @@ def partition_stack() -> Iterator[Stack]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-class Readiness:
-    """Polls one service's /readyz in a thread: [(wall-clock time, status)], the clock
-    chat-probe stamps its attempts with."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), self.service.status("/readyz")[0]))
-            time.sleep(0.2)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def first(self, status: int, after: float) -> float | None:
-        return next((t for t, s in self.samples if s == status and t >= after), None)
-
-
 async def cut(stack: Stack, service: Service, seconds: float) -> tuple[float, float]:
     """Blackhole ``service``'s broker traffic for ``seconds``; (cut, healed) times."""
     namespace = stack.namespace(service)
@@ -147,7 +119,7 @@ def test_a_gateway_cut_off_from_the_broker(partition_stack: Stack) -> None:
         stop = asyncio.Event()
         streams = [asyncio.create_task(talk(c, stop, c.name)) for c in (ada, bob)]
         await asyncio.sleep(2.0)
-        with Readiness(victim) as readiness:
+        with ReadinessLog([victim], every_s=0.2) as readiness:
             cut_at, healed_at = await cut(stack, victim, CUT_S)
             await asyncio.to_thread(victim.wait_status, "/readyz", 200, 60)
         await asyncio.sleep(3.0)
@@ -159,7 +131,7 @@ def test_a_gateway_cut_off_from_the_broker(partition_stack: Stack) -> None:
         for chatter in (ada, bob):
             await chatter.close()
 
-        noticed = readiness.first(503, cut_at)
+        noticed = readiness.first(victim.instance, 503, cut_at)
         assert noticed is not None and noticed < healed_at, (
             "not-ready never seen during the cut"
         )
@@ -195,7 +167,7 @@ def test_history_cut_off_from_the_broker(partition_stack: Stack) -> None:
         stop = asyncio.Event()
         streams = [asyncio.create_task(talk(c, stop, c.name)) for c in (ada, bob)]
         await asyncio.sleep(2.0)
-        with Readiness(stack.history) as readiness:
+        with ReadinessLog([stack.history], every_s=0.2) as readiness:
             cut_at, healed_at = await cut(stack, stack.history, CUT_S)
             await asyncio.to_thread(stack.history.wait_status, "/readyz", 200, 60)
         await asyncio.sleep(2.0)
@@ -207,7 +179,7 @@ def test_history_cut_off_from_the_broker(partition_stack: Stack) -> None:
         for chatter in (ada, bob):
             await chatter.close()
 
-        noticed = readiness.first(503, cut_at)
+        noticed = readiness.first(stack.history.instance, 503, cut_at)
         assert noticed is not None and noticed < healed_at, (
             "not-ready never seen during the cut"
         )
