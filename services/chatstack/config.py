@@ -295,7 +295,7 @@ class GatewayConfig:
     idempotency_ttl_s: float
     max_connections_per_address: int
     presence_coalesce_ms: int
-    failover_after_s: float = 15.0
+    failover_after_s: float
     members_lease_s: float = 15.0
 
 
