@@ -282,7 +282,10 @@ in
           { "listeners.ssl.default" = toString contract.ports.amqps; }
         else
           { "listeners.ssl.1" = chatLib.hostPort cfg.listenAddress contract.ports.amqps; }
-      );
+      )
+      # The node's own settings, the same the local stack writes: the quorum queues' WAL size,
+      # which bounds their memory (modules/README.md, "RabbitMQ memory").
+      // lib.mapAttrs (_: value: toString value) contract.rabbitmq_conf;
     };
 
     # A single node: epmd and the Erlang distribution answer on loopback only, at 127.0.0.1

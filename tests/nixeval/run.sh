@@ -127,6 +127,28 @@ else
   echo "== (skipped: no $root/.venv; run 'make venv' to also check the rendered service configs)"
 fi
 
+# The node settings of the contract reach every rendered rabbitmq.conf as the local stack
+# writes them (services/tests/integration/test_broker_settings.py starts a broker with them).
+echo "== rabbitmq.conf carries contract [rabbitmq_conf]"
+if ! python3 - "$out" "$root/services/chatstack/contract.toml" <<'PY'; then
+import sys, tomllib
+from pathlib import Path
+
+out, contract = Path(sys.argv[1]), tomllib.loads(Path(sys.argv[2]).read_text())
+wanted = {f"{key}={value}" for key, value in contract["rabbitmq_conf"].items()}
+confs = sorted(out.glob("*/rabbitmq/rabbitmq.conf"))
+if not wanted or not confs:
+    sys.exit(f"FAIL nothing to compare: {len(wanted)} settings, {len(confs)} rabbitmq.conf files")
+failed = False
+for conf in confs:
+    missing = wanted - set(conf.read_text().splitlines())
+    failed |= bool(missing)
+    print(f"{'FAIL' if missing else 'ok  '} {conf.relative_to(out)}{': missing ' + ', '.join(sorted(missing)) if missing else ''}")
+sys.exit(1 if failed else 0)
+PY
+  status=1
+fi
+
 echo
 echo "== summary (outputs in $out)"
 printf '  %s\n' "${summary[@]}"

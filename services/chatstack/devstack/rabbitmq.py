@@ -9,7 +9,8 @@ so the pid we hold is the Erlang VM itself and every path is ours.
 
 The node boots provisioned: its config imports the definitions rendered from the contract
 (``definitions.py``), listens for AMQPS only (plaintext only when a port is asked for, which
-tests may do) and loads no plugin.
+tests may do), loads no plugin and has the contract's ``[rabbitmq_conf]`` settings (the
+NixOS module writes the same).
 """
 
 from __future__ import annotations
@@ -229,6 +230,8 @@ class Broker:
             f"definitions.local.path = {definitions_file}",
             "log.console = false",
             "log.file.level = info",
+            # The node's own settings, the same the NixOS module writes (contract.toml).
+            *rabbitmq_conf_lines(self.contract),
         ]  # fmt: skip
         return "\n".join(lines) + "\n"
 
@@ -350,6 +353,11 @@ class Broker:
                 f"{tool} {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}"
             )
         return result.stdout
+
+
+def rabbitmq_conf_lines(contract: Contract) -> list[str]:
+    """The contract's ``[rabbitmq_conf]`` as rabbitmq.conf lines (``key = value``)."""
+    return [f"{key} = {value}" for key, value in contract["rabbitmq_conf"].items()]
 
 
 def _service_user() -> pwd.struct_passwd | None:
