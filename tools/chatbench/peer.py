@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+from chatstack import capacity
 from chatstack.devstack import ports
 from chatstack.devstack.nginx import nginx_binary
 from chatstack.devstack.procs import Child
@@ -30,15 +31,17 @@ def _nginx_conf(
     prefix: Path, listen: int, upstreams: list[int], contract: dict[str, object]
 ) -> str:
     proxy = contract["proxy"]
-    assert isinstance(proxy, dict)
+    connections = contract["connections"]
+    assert isinstance(proxy, dict) and isinstance(connections, dict)
+    sized = capacity.proxy(connections, len(upstreams))
     servers = "\n".join(f"        server 127.0.0.1:{p};" for p in upstreams)
     return f"""\
 worker_processes 1;
 daemon off;
 pid {prefix / "nginx.pid"};
 error_log {prefix / "error.log"} warn;
-worker_rlimit_nofile {proxy["worker_rlimit_nofile"]};
-events {{ worker_connections {proxy["worker_connections"]}; }}
+worker_rlimit_nofile {sized.worker_rlimit_nofile};
+events {{ worker_connections {sized.worker_connections}; }}
 http {{
     access_log off;
     client_body_temp_path {prefix / "tmp"};

@@ -31,8 +31,9 @@ BENCH_OVERRIDES = {
 
 
 def raise_fd_limit(wanted: int) -> int:
-    """Raise RLIMIT_NOFILE of this process (inherited by the services it starts) to
-    ``wanted`` if allowed (root may raise the hard limit up to fs.nr_open); returns it."""
+    """Raise RLIMIT_NOFILE of this process (the load generator's client sockets) to
+    ``wanted`` if allowed (root may raise the hard limit up to fs.nr_open); returns it.
+    The stack's services and nginx size their own limits (chatstack.capacity)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
     for new_hard in (max(hard, min(wanted, nr_open)), hard):

@@ -3,7 +3,8 @@
 One origin (DESIGN §1): the static client at ``routes.client``, the websocket at
 ``routes.websocket`` load-balanced over the gateways, ``routes.api_prefix`` proxied to
 history. Every name and number comes from contract.toml (``[routes]``, ``[proxy]``,
-``[proxy.headers]``, ``[websocket]``); this module only decides nginx syntax.
+``[proxy.headers]``, ``[websocket]``, and ``[connections]`` through chatstack.capacity);
+this module only decides nginx syntax.
 
 Security headers are added at the ``server`` level only: nginx drops inherited
 ``add_header``s in any block that has its own, so no location here adds one. The same names
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from chatstack import capacity
 from chatstack.devstack import ports
 from chatstack.devstack.contract import Contract
 from chatstack.devstack.procs import Child
@@ -100,25 +102,6 @@ def _location_path(contract: Contract, route: str) -> str:
     return path
 
 
-def _capacity(proxy: dict[str, object]) -> dict[str, int]:
-    """worker_connections and worker_rlimit_nofile from the contract, checked against
-    proxy.max_websockets (modules/load-balancer.nix asserts the same)."""
-    websockets = int(str(proxy["max_websockets"]))
-    connections = int(str(proxy["worker_connections"]))
-    nofile = int(str(proxy["worker_rlimit_nofile"]))
-    if connections < 2 * websockets:
-        raise ValueError(
-            f"contract proxy.worker_connections = {connections}: must be at least"
-            f" 2 * proxy.max_websockets = {2 * websockets}"
-        )
-    if nofile < connections:
-        raise ValueError(
-            f"contract proxy.worker_rlimit_nofile = {nofile}: must be at least"
-            f" proxy.worker_connections = {connections}"
-        )
-    return {"worker_connections": connections, "worker_rlimit_nofile": nofile}
-
-
 def render(contract: Contract, site: Site) -> str:
     """The whole nginx.conf as text (pure: no file is read or written)."""
     proxy = contract["proxy"]
@@ -147,7 +130,8 @@ def render(contract: Contract, site: Site) -> str:
     healthz = _location_path(contract, "healthz")
     readyz = _location_path(contract, "readyz")
     tmp = site.prefix / "tmp"
-    capacity = _capacity(proxy)
+    sized = capacity.proxy(contract["connections"], len(site.gateways))
+    per_gateway = int(contract["connections"]["websockets_per_gateway"])
     per_address = int(contract["connections"]["per_address"])
     zone = proxy["per_address_zone"]
     return f"""\
@@ -157,11 +141,13 @@ worker_processes 1;
 daemon off;  # the stack holds nginx's master pid and stops it itself
 pid {site.prefix / "nginx.pid"};
 error_log {site.error_log} info;
-# Sized for proxy.max_websockets (each holds a client and an upstream connection).
-worker_rlimit_nofile {capacity["worker_rlimit_nofile"]};
+# Sized by chatstack.capacity (as the NixOS load balancer): {sized.websockets} websockets,
+# {len(site.gateways)} gateways x connections.websockets_per_gateway {per_gateway}, each
+# holding a client and a gateway connection. Also the limit the stack gives nginx.
+worker_rlimit_nofile {sized.worker_rlimit_nofile};
 
 events {{
-    worker_connections {capacity["worker_connections"]};
+    worker_connections {sized.worker_connections};
 }}
 
 http {{

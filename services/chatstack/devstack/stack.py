@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import resource
 import shutil
 import tempfile
 import time
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatstack import capacity
 from chatstack.devstack import contract as contract_mod
-from chatstack.devstack import nginx, pki, ports, rabbitmq, services
+from chatstack.devstack import nginx, pki, ports, procs, rabbitmq, services
 from chatstack.devstack.contract import Contract
 from chatstack.devstack.netns import Namespace
 
@@ -195,6 +197,7 @@ class Stack:
         """Start everything and wait until each part is ready; returns seconds per step."""
         check_prerequisites()
         self.check_ports()
+        self.allow_descriptors()
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -234,6 +237,31 @@ class Stack:
             raise RuntimeError(
                 f"port(s) already in use, nothing started: {', '.join(taken)} "
                 "(stop whatever listens there, e.g. another `make stack`)"
+            )
+
+    def descriptors_needed(self) -> int:
+        """The largest descriptor limit a part of this stack needs to hold the contract's
+        capacity (chatstack.capacity): nginx's worker_rlimit_nofile for all the gateways,
+        or a service's http.max_connections (default) + fd_reserve."""
+        connections = self.contract["connections"]
+        service = capacity.service_nofile(connections, capacity.max_connections(connections))
+        balancer = capacity.proxy(connections, len(self.ports.gateways))
+        return max(service, balancer.worker_rlimit_nofile)
+
+    def allow_descriptors(self) -> None:
+        """Let the children reach their derived descriptor limits: raise the hard limit
+        they inherit (as root); otherwise say once what the stack will not hold."""
+        needed = self.descriptors_needed()
+        hard = procs.raise_descriptor_ceiling(needed)
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            per_gateway = self.contract["connections"]["websockets_per_gateway"]
+            log.warning(
+                "file descriptor hard limit %d is below the %d the stack needs for %s"
+                " websockets per gateway, and only root can raise it: nginx and the gateways"
+                " will hold fewer connections (raise `ulimit -Hn` to run at full capacity)",
+                hard,
+                needed,
+                per_gateway,
             )
 
     def _timed(self, step: str, began: float) -> None:
