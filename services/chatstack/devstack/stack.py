@@ -125,15 +125,22 @@ class Stack:
         partitionable: bool = False,
         extra: dict[str, dict[str, dict[str, Any]]] | None = None,
         environ: Mapping[str, str] | None = None,
+        spread_nginx: bool = False,
     ) -> None:
         """``partitionable``: history and each gateway in a network namespace of its own
         (chatstack.devstack.netns), so a test can cut one of them off the broker.
         ``extra``: role → config tables merged into that role's config.
         ``environ``: the caller's environment, whose ``CHATSTACK_*`` config variables
         (``services.environment_overrides``) the services get on top of the stack's config;
-        None passes none (the tests' stacks)."""
+        None passes none (the tests' stacks).
+        ``spread_nginx``: where a process may not hold the descriptors nginx's capacity
+        needs (and cannot be allowed to: no CAP_SYS_RESOURCE), spread it over several
+        workers (the bench's idle case) instead of one worker holding fewer websockets."""
         self.contract = contract if contract is not None else contract_mod.load()
         self.partitionable = partitionable
+        self.spread_nginx = spread_nginx
+        # The hard RLIMIT_NOFILE the children inherit (None: unlimited), once started.
+        self.descriptor_ceiling: int | None = None
         self.extra = extra or {}
         # Index 0: history; n: gateway n.
         self.namespaces: list[Namespace] = []
@@ -253,15 +260,21 @@ class Stack:
         they inherit (as root); otherwise say once what the stack will not hold."""
         needed = self.descriptors_needed()
         hard = procs.raise_descriptor_ceiling(needed)
+        self.descriptor_ceiling = None if hard == resource.RLIM_INFINITY else hard
         if hard != resource.RLIM_INFINITY and hard < needed:
-            per_gateway = self.contract["connections"]["websockets_per_gateway"]
+            nginx_note = (
+                "nginx spreads its connections over several workers"
+                if self.spread_nginx
+                else "so does nginx (one worker at that limit)"
+            )
             log.warning(
-                "file descriptor hard limit %d is below the %d the stack needs for %s"
-                " websockets per gateway, and only root can raise it: nginx and the gateways"
-                " will hold fewer connections (raise `ulimit -Hn` to run at full capacity)",
+                "file descriptor hard limit %d is below the %d the stack needs for"
+                " connections.websockets_per_gateway = %s and cannot be raised here (root"
+                " with CAP_SYS_RESOURCE can): a gateway holds fewer websockets; %s",
                 hard,
                 needed,
-                per_gateway,
+                self.contract["connections"]["websockets_per_gateway"],
+                nginx_note,
             )
 
     def _timed(self, step: str, began: float) -> None:
@@ -365,6 +378,12 @@ class Stack:
             history=nginx.Upstream(self.history.host, self.history.port),
             static_dir=self.static_dir,
             prefix=self.state_dir / "nginx",
+            workers=nginx.workers(
+                self.contract,
+                len(self._gateways),
+                self.descriptor_ceiling,
+                spread=self.spread_nginx,
+            ),
         )
         self._nginx = nginx.Nginx(self.contract, site)
         self._nginx.start()
