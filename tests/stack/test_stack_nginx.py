@@ -179,12 +179,12 @@ def test_rendered_config_is_sized_and_guarded_from_the_contract(tmp_path: Path) 
     spread = nginx.workers(contract, 3, 20000, spread=True)
     assert spread.processes > 1 and spread.nofile == 20000
     assert (
-        spread.processes * spread.connections * nginx.ACCEPT_SHARE
+        spread.processes * spread.connections * nginx.SPREAD_SHARE
         >= sized.worker_connections
     )
     text = nginx.render(contract, dataclasses.replace(site, workers=spread))
     assert f"worker_processes {spread.processes};" in text
-    assert "worker_rlimit_nofile 20000;" in text and "accept_mutex on;" in text
+    assert "worker_rlimit_nofile 20000;" in text and "default_server reuseport;" in text
     assert nginx.workers(contract, 3, 20000) == nginx.Workers(
         1, spread.connections, 20000
     )

@@ -76,9 +76,11 @@ class Workers:
     nofile: int
 
 
-# With accept_mutex on, a worker stops taking new connections while fewer than 1/8 of its
-# worker_connections are free (ngx_accept_disabled), leaving them to the other workers.
-ACCEPT_SHARE = 7 / 8
+# Several workers each listen on their own socket (`listen ... reuseport`) and the kernel
+# spreads new connections over them by a hash of the addresses: evenly on average, not
+# exactly, so a worker is sized for its share with a quarter more room. (accept_mutex was
+# measured to fill one worker to "worker_connections are not enough" while others had room.)
+SPREAD_SHARE = 4 / 5
 
 
 def workers(
@@ -89,7 +91,8 @@ def workers(
     none). One worker, as the NixOS load balancer, when it may hold worker_rlimit_nofile
     descriptors. Below that (a container without CAP_SYS_RESOURCE cannot raise it), one
     worker at the ceiling, so nginx holds fewer websockets than the contract's (the stack
-    says so); or with ``spread`` as many workers at the ceiling as hold all of them."""
+    says so); or with ``spread`` as many workers at the ceiling as hold all of them, each
+    listening on a socket of its own (``reuseport``)."""
     connections = contract["connections"]
     sized = capacity.proxy(connections, gateways)
     if ceiling is None or ceiling >= sized.worker_rlimit_nofile:
@@ -98,7 +101,7 @@ def workers(
     each = ceiling - reserve
     if not spread:
         return Workers(1, each, ceiling)
-    processes = math.ceil(sized.worker_connections / (each * ACCEPT_SHARE))
+    processes = math.ceil(sized.worker_connections / (each * SPREAD_SHARE))
     return Workers(processes, each, ceiling)
 
 
@@ -172,13 +175,13 @@ def render(contract: Contract, site: Site) -> str:
     sized = capacity.proxy(contract["connections"], len(site.gateways))
     per_gateway = int(contract["connections"]["websockets_per_gateway"])
     shape = site.workers or workers(contract, len(site.gateways), None)
-    usable = shape.connections * (shape.processes * ACCEPT_SHARE if shape.processes > 1 else 1)
+    usable = shape.connections * (shape.processes * SPREAD_SHARE if shape.processes > 1 else 1)
     if usable >= sized.worker_connections:
         held = f"all of them, in {shape.processes} worker(s)"
     else:
         held = f"~{int(usable) // 2} websockets only (a lower descriptor ceiling)"
-    # Several workers share the listening socket; the mutex lets a nearly full one step back.
-    accept_mutex = "\n    accept_mutex on;" if shape.processes > 1 else ""
+    # Several workers: one listening socket each, the kernel spreads connections over them.
+    reuseport = " reuseport" if shape.processes > 1 else ""
     per_address = int(contract["connections"]["per_address"])
     zone = proxy["per_address_zone"]
     return f"""\
@@ -195,7 +198,7 @@ worker_processes {shape.processes};
 worker_rlimit_nofile {shape.nofile};
 
 events {{
-    worker_connections {shape.connections};{accept_mutex}
+    worker_connections {shape.connections};
 }}
 
 http {{
@@ -236,7 +239,7 @@ http {{
 
     # Any other Host name (DNS rebinding, scanners) is refused here.
     server {{
-        listen {site.listen} default_server;
+        listen {site.listen} default_server{reuseport};
         server_name _;
         return {int(proxy["unknown_host_status"])};
     }}
