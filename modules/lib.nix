@@ -3,6 +3,9 @@
 { lib }:
 let
   contract = import ../nix/contract.nix;
+  # Connection caps and descriptor limits derived from contract.connections (one formula,
+  # shared with the Python side: nix/capacity.nix).
+  capacity = import ../nix/capacity.nix contract.connections;
 
   isIPv6 = address: lib.hasInfix ":" address;
 
@@ -20,7 +23,7 @@ let
   isIPAddress = address: lib.isString address && (isIPv4Address address || isIPv6Address address);
 in
 rec {
-  inherit contract;
+  inherit contract capacity;
 
   # One set of sandboxing keys for every chatstack unit (systemd.exec(5)). Units add only what
   # is theirs on top (DynamicUser, StateDirectory, LoadCredential, MemoryDenyWriteExecute for
@@ -175,8 +178,8 @@ rec {
   # `http.max_connections` of a service's settings: the cap its unit's LimitNOFILE is sized for.
   maxConnectionsOption = lib.mkOption {
     type = lib.types.ints.positive;
-    default = contract.connections.max_per_process;
-    defaultText = lib.literalMD "`connections.max_per_process` of the contract";
+    default = capacity.max_connections;
+    defaultText = lib.literalMD "`connections.websockets_per_gateway` + `connections.http_headroom` of the contract (${toString capacity.max_connections})";
     description = ''
       Open connections (HTTP and websocket) the service holds; one more is answered 503.
       The unit's `LimitNOFILE` is this plus the contract's `connections.fd_reserve`.
@@ -218,7 +221,7 @@ rec {
         SyslogIdentifier = name;
         # Room for every connection the service accepts (http.max_connections; beyond it
         # it answers 503) plus the descriptors it needs besides (contract connections).
-        LimitNOFILE = maxConnections + contract.connections.fd_reserve;
+        LimitNOFILE = capacity.service_nofile maxConnections;
       };
     };
 

@@ -9,6 +9,11 @@ let
   chatLib = import ./lib.nix { inherit lib; };
   inherit (chatLib) contract;
 
+  # Sized for every gateway behind this balancer at the contract's websockets_per_gateway:
+  # worker_connections, worker_rlimit_nofile and the unit's LimitNOFILE (nix/capacity.nix,
+  # the formula the local stack's nginx uses too).
+  capacity = chatLib.capacity.proxy (builtins.length cfg.gatewayServers);
+
   upstreamGateways = contract.proxy.upstream_gateways;
   upstreamHistory = contract.proxy.upstream_history;
   websocketTimeout = "${toString contract.proxy.websocket_timeout_s}s";
@@ -142,12 +147,6 @@ in
         message = "contract: proxy.websocket_timeout_s must exceed websocket.ping_interval_s, or nginx closes idle websockets between two pings.";
       }
       {
-        assertion =
-          contract.proxy.worker_connections >= 2 * contract.proxy.max_websockets
-          && contract.proxy.worker_rlimit_nofile >= contract.proxy.worker_connections;
-        message = "contract: proxy.worker_connections must be at least 2 * proxy.max_websockets (client and gateway side of each websocket), and proxy.worker_rlimit_nofile at least proxy.worker_connections.";
-      }
-      {
         assertion = !lib.any unquotable (lib.attrValues headers);
         message = "services.chatstack.loadBalancer: a security header value contains a quote, backslash, `$` or control character.";
       }
@@ -162,13 +161,13 @@ in
       # stub_status on 127.0.0.1 for Netdata's nginx collector.
       statusPage = lib.mkDefault true;
 
-      # Sized for contract proxy.max_websockets per load balancer: each websocket holds a
-      # client and a gateway connection (the local stack's nginx renders the same numbers).
+      # Each websocket holds a client and a gateway connection.
       eventsConfig = ''
-        worker_connections ${toString contract.proxy.worker_connections};
+        # ${toString capacity.websockets} websockets: ${toString (builtins.length cfg.gatewayServers)} gateways x ${toString contract.connections.websockets_per_gateway}
+        worker_connections ${toString capacity.worker_connections};
       '';
       appendConfig = ''
-        worker_rlimit_nofile ${toString contract.proxy.worker_rlimit_nofile};
+        worker_rlimit_nofile ${toString capacity.worker_rlimit_nofile};
       '';
       # Refusals at info: under a flood, not one error line per refused socket.
       commonHttpConfig = ''
@@ -231,7 +230,7 @@ in
     };
 
     # nginx holds up to worker_rlimit_nofile descriptors (the unit's default limit is lower).
-    systemd.services.nginx.serviceConfig.LimitNOFILE = contract.proxy.worker_rlimit_nofile;
+    systemd.services.nginx.serviceConfig.LimitNOFILE = capacity.worker_rlimit_nofile;
 
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
       80

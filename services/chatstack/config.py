@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import contract
+from . import capacity, contract
 
 ROLES = ("gateway", "history", "serve")
 ENV_PREFIX = "CHATSTACK_"
@@ -211,7 +211,9 @@ _FIELDS: dict[str, _Field] = {
     "http.xheaders": _Field(_bool, _const(False)),
     "http.shutdown_timeout_s": _Field(_positive_float, _const(10.0)),
     "http.static_dir": _Field(_string, _const("")),
-    "http.max_connections": _Field(_int(1), _connections("max_per_process")),
+    "http.max_connections": _Field(
+        _int(1), lambda r: capacity.max_connections(contract.section("connections"))
+    ),
     "http.header_timeout_s": _Field(
         _positive_float, lambda r: float(contract.section("connections")["header_timeout_s"])
     ),

@@ -187,10 +187,10 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         loop.call_later(ACCEPT_PAUSE_S, resume)
 
 
-def ensure_descriptors(max_connections: int, reserve: int) -> None:
-    """Raise the soft RLIMIT_NOFILE to fit ``max_connections`` + ``reserve`` if the hard
-    limit allows; otherwise say once at start that the cap cannot be reached."""
-    wanted = max_connections + reserve
+def ensure_descriptors(max_connections: int, wanted: int) -> None:
+    """Raise the soft RLIMIT_NOFILE to ``wanted`` (what ``max_connections`` needs,
+    chatstack.capacity.service_nofile) if the hard limit allows; otherwise say once at start
+    that the cap cannot be reached."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < wanted:
         target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
@@ -199,10 +199,11 @@ def ensure_descriptors(max_connections: int, reserve: int) -> None:
             soft = target
     if soft != resource.RLIM_INFINITY and soft < wanted:
         log.warning(
-            "file descriptor limit %d is below http.max_connections %d + %d reserved:"
-            " raise it (systemd LimitNOFILE) or lower http.max_connections",
+            "file descriptor limit %d is below the %d that http.max_connections %d needs"
+            " (+ contract connections.fd_reserve): raise it (systemd LimitNOFILE, ulimit -n)"
+            " or lower http.max_connections",
             soft,
+            wanted,
             max_connections,
-            reserve,
             extra={"event": "config.fd_limit"},
         )

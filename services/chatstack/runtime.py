@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import tornado.httpserver
 import tornado.web
 
-from . import contract
+from . import capacity, contract
 from .config import HttpConfig
 from .httpserver import GuardedHTTPServer, ensure_descriptors
 from .metrics import Metrics
@@ -28,7 +28,10 @@ def listen(
     app: tornado.web.Application, http: HttpConfig, metrics: Metrics | None = None
 ) -> tornado.httpserver.HTTPServer:
     """Listen on http.host:http.port with the connection cap and timeouts of ``http``."""
-    ensure_descriptors(http.max_connections, int(contract.section("connections")["fd_reserve"]))
+    ensure_descriptors(
+        http.max_connections,
+        capacity.service_nofile(contract.section("connections"), http.max_connections),
+    )
     server = GuardedHTTPServer(
         app,
         xheaders=http.xheaders,

@@ -42,7 +42,7 @@ status=0
 summary=()
 
 echo "== nix-instantiate --parse"
-for file in "$root"/modules/*.nix "$root"/nix/contract.nix "$root"/nix/hosts/*.nix "$root"/tests/nixeval/*.nix "$root"/tests/vm/*.nix; do
+for file in "$root"/modules/*.nix "$root"/nix/contract.nix "$root"/nix/capacity.nix "$root"/nix/hosts/*.nix "$root"/tests/nixeval/*.nix "$root"/tests/vm/*.nix; do
   if ! nix-instantiate --parse "$file" > /dev/null; then
     echo "PARSE ERROR: $file"
     status=1

@@ -4,7 +4,9 @@ path, no CORS header, and the renderer refuses a contract it cannot honour."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chatstack import capacity
 from chatstack.devstack import contract as contract_mod
 from chatstack.devstack import nginx
 from chatstack.devstack.stack import Stack
@@ -144,26 +147,113 @@ def test_render_refuses_a_header_value_that_would_break_the_config(
 
 def test_rendered_config_is_sized_and_guarded_from_the_contract(tmp_path: Path) -> None:
     contract = contract_mod.load()
+    gateways = tuple(nginx.Upstream("127.0.0.1", port) for port in (2, 3, 5))
     site = nginx.Site(
         listen=nginx.Upstream("127.0.0.1", 1),
-        gateways=(nginx.Upstream("127.0.0.1", 2),),
+        gateways=gateways,
         history=nginx.Upstream("127.0.0.1", 4),
         static_dir=tmp_path,
         prefix=tmp_path,
     )
     text = nginx.render(contract, site)
     proxy = contract["proxy"]
-    assert proxy["worker_connections"] >= 2 * proxy["max_websockets"] >= 20000
-    assert f"worker_connections {proxy['worker_connections']};" in text
-    assert f"worker_rlimit_nofile {proxy['worker_rlimit_nofile']};" in text
+    connections = contract["connections"]
+    # Three gateways behind it: room for each one's websockets, two nginx connections each.
+    sized = capacity.proxy(connections, 3)
+    assert sized.websockets == 3 * connections["websockets_per_gateway"] >= 3 * 20000
+    assert sized.worker_connections >= 2 * sized.websockets
+    assert sized.worker_rlimit_nofile > sized.worker_connections
+    assert f"worker_connections {sized.worker_connections};" in text
+    assert f"worker_rlimit_nofile {sized.worker_rlimit_nofile};" in text
+    # The stack's two gateways: a smaller nginx.
+    two = nginx.render(contract, dataclasses.replace(site, gateways=gateways[:2]))
+    assert (
+        f"worker_connections {capacity.proxy(connections, 2).worker_connections};"
+        in two
+    )
     zone = proxy["per_address_zone"]
-    assert f"limit_conn {zone} {contract['connections']['per_address']};" in text
+    assert f"limit_conn {zone} {connections['per_address']};" in text
     assert "listen 127.0.0.1:1 default_server;" in text
     assert f"return {proxy['unknown_host_status']};" in text
-    too_small = copy.deepcopy(contract)
-    too_small["proxy"]["worker_connections"] = proxy["max_websockets"]
-    with pytest.raises(ValueError, match="worker_connections"):
-        nginx.render(too_small, site)
+    # Where a process may hold fewer descriptors, nginx spreads over workers when asked to.
+    spread = nginx.workers(contract, 3, 20000, spread=True)
+    assert spread.processes > 1 and spread.nofile == 20000
+    assert (
+        spread.processes * spread.connections * nginx.SPREAD_SHARE
+        >= sized.worker_connections
+    )
+    text = nginx.render(contract, dataclasses.replace(site, workers=spread))
+    assert f"worker_processes {spread.processes};" in text
+    assert "worker_rlimit_nofile 20000;" in text and "default_server reuseport;" in text
+    assert nginx.workers(contract, 3, 20000) == nginx.Workers(
+        1, spread.connections, 20000
+    )
+    broken = copy.deepcopy(contract)
+    broken["connections"]["websockets_per_gateway"] = 0
+    with pytest.raises(ValueError, match="connections.websockets_per_gateway"):
+        nginx.render(broken, site)
+
+
+def _limits(pid: int) -> tuple[int, int]:
+    """(soft, hard) "Max open files" of a running process."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError(f"no open-files limit for pid {pid}")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.stack
+def test_the_stack_gets_the_descriptor_limits_its_capacity_needs(stack: Stack) -> None:
+    """Each gateway may hold connections.websockets_per_gateway (+ headroom) and nginx all
+    of them: their open-files limits are the derived ones (chatstack.capacity), or the
+    hard limit where it is lower and cannot be raised (a container without
+    CAP_SYS_RESOURCE); the stack raised it where it could."""
+    connections = contract_mod.load()["connections"]
+    needed = stack.descriptors_needed()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert stack.descriptor_ceiling == (
+        None if hard == resource.RLIM_INFINITY else hard
+    )
+    if _can_raise_hard_limit():
+        assert stack.descriptor_ceiling is None or stack.descriptor_ceiling >= needed
+    ceiling = stack.descriptor_ceiling
+    service = capacity.service_nofile(
+        connections, capacity.max_connections(connections)
+    )
+    for gateway in stack.gateways:
+        assert gateway.pid is not None
+        soft = _limits(gateway.pid)[0]
+        assert soft >= (service if ceiling is None else min(service, ceiling))
+    shape = stack.nginx.site.workers
+    assert shape is not None and shape == nginx.workers(
+        contract_mod.load(), len(stack.gateways), ceiling
+    )
+    assert stack.nginx.pid is not None
+    workers = _children(stack.nginx.pid)
+    assert len(workers) == shape.processes
+    for worker in workers:
+        assert _limits(worker) == (shape.nofile, shape.nofile)
+
+
+def _can_raise_hard_limit() -> bool:
+    """Whether this process may raise its hard RLIMIT_NOFILE (CAP_SYS_RESOURCE)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) & (1 << 24))
+    return False
 
 
 def _status_with_host(stack: Stack, host: str) -> int:

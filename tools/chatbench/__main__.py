@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatstack import capacity, contract
+
 from .cases import Case, RoomLoad, idle_case
 from .peer import PeerTarget
 from .report import table
@@ -30,7 +32,9 @@ DEFAULT_CASES = "2,50,200,50@10000,200@10000"
 
 
 def parse_cases(text: str, senders: int, window: int) -> list[Case]:
-    cases = []
+    cases: list[Case] = []
+    if text.strip() in ("", "none"):
+        return cases  # only the idle case
     for item in text.split(","):
         members, _, rate = item.partition("@")
         n = int(members)
@@ -89,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         "--targets", default="stack,peer,serve", help="stack, peer, serve"
     )
     parser.add_argument(
-        "--cases", default=DEFAULT_CASES, help="members[@deliveries/s],..."
+        "--cases",
+        default=DEFAULT_CASES,
+        help="members[@deliveries/s],... (none: only the idle case)",
     )
     parser.add_argument(
         "--seconds", type=float, default=None, help="per case (soak: total)"
@@ -120,7 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         # The services the bench starts import chatstack from there (PYTHONPATH comes before
         # the editable install); the bench itself and the devstack stay this checkout's.
         os.environ["PYTHONPATH"] = str(args.services_from.resolve())
-    fd_limit = raise_fd_limit(4 * args.idle + 4096)
+    per_gateway = int(contract.section("connections")["websockets_per_gateway"])
+    if args.idle > per_gateway:
+        parser.error(
+            f"--idle {args.idle}: the stack is sized for {per_gateway} websockets per gateway"
+            " (contract connections.websockets_per_gateway, which sizes nginx and the"
+            " gateways' limits together)"
+        )
+    # The cases' client sockets (the idle case's are held by helper processes) and the
+    # stack's own files.
+    fd_limit = raise_fd_limit(16384)
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "label": args.label,
@@ -137,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown target(s) {', '.join(sorted(unknown))}: stack, peer, serve"
         )
     cases = parse_cases(args.cases, args.senders, args.window)
-    extra = {"CHATSTACK_HTTP__MAX_CONNECTIONS": str(2 * args.idle + 1000)}
+    extra: dict[str, str] = {}
+    if args.services_from is not None:
+        # Services from another tree take their default cap from their own contract; hold
+        # them to this one's, which sized the nginx and descriptor limits of this run.
+        cap = capacity.max_connections(contract.section("connections"))
+        extra["CHATSTACK_HTTP__MAX_CONNECTIONS"] = str(cap)
     try:
         if "stack" in names or "peer" in names:
             # The peer shares the stack's RabbitMQ (own vhost), so both run in one session.
-            target = start("stack", args.out, extra)
+            target = start("stack", args.out, extra, args.idle)
             try:
                 if args.mode == "soak":
                     report["results"].append(asyncio.run(soak(target, args.seconds)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import profile
+from .holder import source_address
 from .procstat import CpuMeter, process_tree, rss_bytes
 from .targets import Target
 from .wsclient import WsProtocol, connect
@@ -22,13 +24,6 @@ _TEXT_MARK = b'"text":"'
 _ACK_PREFIX = b'{"type":"ack"'
 _MSG_PREFIX = b'{"type":"message"'
 _CMID_MARK = b'"client_msg_id":"'
-
-
-def source_address(n: int) -> str:
-    """The n-th loopback source address, 50 connections each (under every per-address
-    limit of nginx and the gateways)."""
-    slot = n // 50
-    return f"127.1.{slot // 250}.{slot % 250 + 1}"
 
 
 @dataclass
@@ -316,54 +311,86 @@ class RoomLoad:
         await asyncio.sleep(0.2)
 
 
+# Idle sockets per holder process (chatbench.holder): well under a descriptor limit of 20k,
+# which a container may impose on every process without a way to raise it.
+HOLDER_SOCKETS = 10000
+
+
+async def _start_holder(
+    target: Target, first: int, count: int
+) -> asyncio.subprocess.Process:
+    # PYTHONPATH: this chatbench (--services-from points the services' elsewhere).
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatbench.holder",
+        target.host,
+        str(target.port),
+        str(first),
+        str(count),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def _release(holders: list[asyncio.subprocess.Process]) -> None:
+    for holder in holders:
+        if holder.stdin is not None:
+            holder.stdin.close()
+    for holder in holders:
+        try:
+            await asyncio.wait_for(holder.wait(), 30)
+        except TimeoutError:
+            holder.kill()
+            await holder.wait()
+
+
 async def idle_case(
     target: Target, per_gateway: int, probes: int = 200
 ) -> dict[str, Any]:
     """``per_gateway`` idle joined websockets per gateway (10 per room), then a two-member
-    room elsewhere: RSS growth per connection and that room's say -> delivery latency."""
+    room elsewhere: RSS growth per connection and that room's say -> delivery latency.
+    The idle sockets are held by helper processes (chatbench.holder), HOLDER_SOCKETS each,
+    started one after the other."""
     gateways = len(target.gateway_groups)
     total = per_gateway * gateways
     groups = list(target.gateway_groups.values())
     rss_before = {g: rss_bytes(process_tree(target.groups[g][0])) for g in groups}
-    idle: list[WsProtocol] = []
-    joined = 0
-
-    def ignore(_payload: bytes) -> None:
-        return None
-
-    async def one(n: int) -> None:
-        nonlocal joined
-        protocol = await connect(
-            target.host, target.port, ignore, source=source_address(n)
-        )
-        join = {"type": "join", "room": f"idle-{n // 10}", "nick": f"i{n}"}
-        protocol.send_text(json.dumps(join).encode())
-        idle.append(protocol)
-        joined += 1
-
+    holders: list[asyncio.subprocess.Process] = []
+    joined = failures = 0
+    errors: list[str] = []
     began = time.monotonic()
-    failures = 0
-    for start in range(0, total, 200):
-        results = await asyncio.gather(
-            *(one(n) for n in range(start, min(total, start + 200))),
-            return_exceptions=True,
-        )
-        failures += sum(1 for r in results if isinstance(r, BaseException))
-        if failures:
-            break
-    await asyncio.sleep(2)  # joins and presence settle
-    rss_after = {g: rss_bytes(process_tree(target.groups[g][0])) for g in groups}
-    opened_s = time.monotonic() - began
-    live = Case("idle-probe", members=2, senders=1, rate=None, window=1)
-    load = RoomLoad(target, live, "idle-probe")
-    load.members = [Member(total + 1000), Member(total + 1001)]
-    load.members[0].index, load.members[1].index = 0, 1
-    await load.connect()
-    result = await load.run(0.5, probes / 100)
-    await load.close()
-    for protocol in idle:
-        if protocol.transport:
-            protocol.transport.close()
+    try:
+        for first in range(0, total, HOLDER_SOCKETS):
+            holder = await _start_holder(
+                target, first, min(HOLDER_SOCKETS, total - first)
+            )
+            holders.append(holder)
+            assert holder.stdout is not None
+            line = await holder.stdout.readline()
+            if not line:
+                raise RuntimeError("an idle-socket holder exited before reporting")
+            report = json.loads(line)
+            joined += report["joined"]
+            failures += report["failed"]
+            if report["error"]:
+                errors.append(report["error"])
+            if failures:
+                break
+        await asyncio.sleep(2)  # joins and presence settle
+        rss_after = {g: rss_bytes(process_tree(target.groups[g][0])) for g in groups}
+        opened_s = time.monotonic() - began
+        live = Case("idle-probe", members=2, senders=1, rate=None, window=1)
+        load = RoomLoad(target, live, "idle-probe")
+        load.members = [Member(total + 1000), Member(total + 1001)]
+        load.members[0].index, load.members[1].index = 0, 1
+        await load.connect()
+        result = await load.run(0.5, probes / 100)
+        await load.close()
+    finally:
+        await _release(holders)
     await asyncio.sleep(0.5)
     per_conn = {
         g: round((rss_after[g] - rss_before[g]) / max(1, joined / gateways))
@@ -373,6 +400,8 @@ async def idle_case(
         "case": "idle",
         "idle_connections": joined,
         "failed_connections": failures,
+        "first_error": errors[0] if errors else "",
+        "holder_processes": len(holders),
         "open_seconds": round(opened_s, 1),
         "rss_bytes_per_connection": per_conn,
         "probe_room": {

@@ -10,10 +10,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from chatstack.devstack import ports
-from chatstack.devstack.nginx import nginx_binary
+from chatstack.devstack.nginx import Workers, nginx_binary, workers
 from chatstack.devstack.procs import Child
 from chatstack.devstack.stack import Stack
 
@@ -27,18 +28,21 @@ PATH = "/socket.io/?EIO=4&transport=websocket"
 
 
 def _nginx_conf(
-    prefix: Path, listen: int, upstreams: list[int], contract: dict[str, object]
+    prefix: Path,
+    listen: int,
+    upstreams: list[int],
+    contract: dict[str, Any],
+    workers: Workers,
 ) -> str:
     proxy = contract["proxy"]
-    assert isinstance(proxy, dict)
     servers = "\n".join(f"        server 127.0.0.1:{p};" for p in upstreams)
     return f"""\
-worker_processes 1;
+worker_processes {workers.processes};
 daemon off;
 pid {prefix / "nginx.pid"};
 error_log {prefix / "error.log"} warn;
-worker_rlimit_nofile {proxy["worker_rlimit_nofile"]};
-events {{ worker_connections {proxy["worker_connections"]}; }}
+worker_rlimit_nofile {workers.nofile};
+events {{ worker_connections {workers.connections}; }}
 http {{
     access_log off;
     client_body_temp_path {prefix / "tmp"};
@@ -111,7 +115,14 @@ class PeerTarget(Target):
             (prefix / "tmp").mkdir(parents=True, exist_ok=True)
             conf = prefix / "nginx.conf"
             conf.write_text(
-                _nginx_conf(prefix, listen, server_ports, dict(stack.contract))
+                _nginx_conf(
+                    prefix,
+                    listen,
+                    server_ports,
+                    stack.contract,
+                    # The workers of the stack's nginx: the same capacity on this machine.
+                    workers(stack.contract, servers, stack.descriptor_ceiling),
+                )
             )
             nginx = Child(
                 "peer nginx",

@@ -12,9 +12,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatstack.devstack import ports, services
-from chatstack.devstack.procs import Child
-from chatstack.devstack.stack import Stack, StackPorts
+from chatstack import capacity
+from chatstack.devstack import contract as contract_mod
+from chatstack.devstack import nginx, ports, services
+from chatstack.devstack.procs import Child, raise_descriptor_ceiling
+from chatstack.devstack.stack import GATEWAYS, Stack, StackPorts
 
 from .procstat import process_tree
 
@@ -31,8 +33,9 @@ BENCH_OVERRIDES = {
 
 
 def raise_fd_limit(wanted: int) -> int:
-    """Raise RLIMIT_NOFILE of this process (inherited by the services it starts) to
-    ``wanted`` if allowed (root may raise the hard limit up to fs.nr_open); returns it."""
+    """Raise RLIMIT_NOFILE of this process (the load generator's client sockets) to
+    ``wanted`` if allowed (root may raise the hard limit up to fs.nr_open); returns it.
+    The stack's services and nginx size their own limits (chatstack.capacity)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
     for new_hard in (max(hard, min(wanted, nr_open)), hard):
@@ -63,13 +66,34 @@ class Target:
         raise NotImplementedError
 
 
+def nginx_must_spread(idle_per_gateway: int) -> bool:
+    """Whether the stack's one nginx worker cannot hold the idle case's websockets under
+    this process's descriptor ceiling (which the stack tries to raise first): then the
+    stack spreads nginx over several workers. Only then, so the room cases keep measuring
+    the one-worker nginx of production."""
+    contract = contract_mod.load()
+    wanted = capacity.proxy(
+        {**contract["connections"], "websockets_per_gateway": max(1, idle_per_gateway)},
+        GATEWAYS,
+    )
+    needed = capacity.proxy(contract["connections"], GATEWAYS).worker_rlimit_nofile
+    ceiling = raise_descriptor_ceiling(needed)
+    if ceiling == resource.RLIM_INFINITY:
+        return False
+    one = nginx.workers(contract, GATEWAYS, ceiling)
+    return one.connections < wanted.worker_connections
+
+
 class StackTarget(Target):
-    def __init__(self, state_dir: Path, overrides: dict[str, str]) -> None:
+    def __init__(
+        self, state_dir: Path, overrides: dict[str, str], idle_per_gateway: int = 0
+    ) -> None:
         self.stack = Stack(
             state_dir,
             stack_ports=StackPorts.free(),
             node_name=f"chatbench-{os.getpid()}",
             environ=overrides,
+            spread_nginx=nginx_must_spread(idle_per_gateway),
         )
         self.stack.start()
         super().__init__("stack", ports.LOOPBACK, self.stack.ports.http)
@@ -128,10 +152,15 @@ class ServeTarget(Target):
         self.child.stop(15)
 
 
-def start(name: str, var_dir: Path, extra: dict[str, str] | None = None) -> Target:
+def start(
+    name: str,
+    var_dir: Path,
+    extra: dict[str, str] | None = None,
+    idle_per_gateway: int = 0,
+) -> Target:
     overrides = {**BENCH_OVERRIDES, **(extra or {})}
     if name == "stack":
-        return StackTarget(var_dir / "stack", overrides)
+        return StackTarget(var_dir / "stack", overrides, idle_per_gateway)
     if name == "serve":
         return ServeTarget(var_dir / "serve", overrides)
     raise ValueError(f"unknown target {name!r}: expected stack or serve")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from collections.abc import Callable
 
@@ -133,17 +134,36 @@ async def connect(
     """Open a websocket from ``source`` (a loopback address: 127.0.0.0/8 is all local, so
     spreading clients over many addresses stays under per-address limits)."""
     loop = asyncio.get_running_loop()
-    _, protocol = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: _made(WsProtocol(f"{host}:{port}", path, on_text), made),
-            host,
-            port,
-            local_addr=(source, 0) if source else None,
-        ),
-        timeout,
-    )
+
+    def factory() -> WsProtocol:
+        return _made(WsProtocol(f"{host}:{port}", path, on_text), made)
+
+    async def opening() -> tuple[asyncio.BaseTransport, WsProtocol]:
+        if source is None:
+            return await loop.create_connection(factory, host, port)
+        sock = await _connected(source, host, port)
+        return await loop.create_connection(factory, sock=sock)
+
+    _, protocol = await asyncio.wait_for(opening(), timeout)
     await asyncio.wait_for(protocol.opened, timeout)
     return protocol
+
+
+async def _connected(source: str, host: str, port: int) -> socket.socket:
+    """A TCP socket from ``source`` connected to host:port. Its port is chosen by connect(),
+    not bind() (IP_BIND_ADDRESS_NO_PORT): a port taken by bind() is closed to every
+    connect() on the machine, so tens of thousands of clients bound that way leave nginx
+    too few source ports to reach the gateways (EADDRNOTAVAIL at ~14k per gateway)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.setblocking(False)
+        sock.bind((source, 0))
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _made(

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from chatstack import capacity
 from chatstack.devstack import contract as contract_mod
 from chatstack.devstack import pki, procs, rabbitmq
 from chatstack.devstack.stack import Stack
@@ -85,6 +86,11 @@ def up(state_dir: Path) -> int:
         for name, address, log_file in stack.components():
             say(f"  {name:<24} {address}\n  {'':<24} log: {log_file}")
         say("")
+        sized = capacity.proxy(stack.contract["connections"], len(stack.gateways))
+        say(
+            f"  capacity: {sized.websockets // len(stack.gateways)} websockets per gateway,"
+            f" {sized.websockets} through nginx (worker_connections {sized.worker_connections})"
+        )
         for name, value in stack.overrides.items():
             say(f"  passed to the services: {name}={value}")
         for name in stack.ignored_variables:

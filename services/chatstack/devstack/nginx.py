@@ -3,7 +3,8 @@
 One origin (DESIGN §1): the static client at ``routes.client``, the websocket at
 ``routes.websocket`` load-balanced over the gateways, ``routes.api_prefix`` proxied to
 history. Every name and number comes from contract.toml (``[routes]``, ``[proxy]``,
-``[proxy.headers]``, ``[websocket]``); this module only decides nginx syntax.
+``[proxy.headers]``, ``[websocket]``, and ``[connections]`` through chatstack.capacity);
+this module only decides nginx syntax.
 
 Security headers are added at the ``server`` level only: nginx drops inherited
 ``add_header``s in any block that has its own, so no location here adds one. The same names
@@ -14,6 +15,7 @@ No CORS header is ever added.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import signal
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from chatstack import capacity
 from chatstack.devstack import ports
 from chatstack.devstack.contract import Contract
 from chatstack.devstack.procs import Child
@@ -64,6 +67,45 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class Workers:
+    """How this machine's nginx carries its capacity: worker processes, and each one's
+    worker_connections and worker_rlimit_nofile."""
+
+    processes: int
+    connections: int
+    nofile: int
+
+
+# Several workers each listen on their own socket (`listen ... reuseport`) and the kernel
+# spreads new connections over them by a hash of the addresses: evenly on average, not
+# exactly, so a worker is sized for its share with a quarter more room. (accept_mutex was
+# measured to fill one worker to "worker_connections are not enough" while others had room.)
+SPREAD_SHARE = 4 / 5
+
+
+def workers(
+    contract: Contract, gateways: int, ceiling: int | None, *, spread: bool = False
+) -> Workers:
+    """The workers that carry the contract's capacity for ``gateways`` gateways
+    (chatstack.capacity) under ``ceiling``, the hard RLIMIT_NOFILE nginx inherits (None:
+    none). One worker, as the NixOS load balancer, when it may hold worker_rlimit_nofile
+    descriptors. Below that (a container without CAP_SYS_RESOURCE cannot raise it), one
+    worker at the ceiling, so nginx holds fewer websockets than the contract's (the stack
+    says so); or with ``spread`` as many workers at the ceiling as hold all of them, each
+    listening on a socket of its own (``reuseport``)."""
+    connections = contract["connections"]
+    sized = capacity.proxy(connections, gateways)
+    if ceiling is None or ceiling >= sized.worker_rlimit_nofile:
+        return Workers(1, sized.worker_connections, sized.worker_rlimit_nofile)
+    reserve = min(int(connections["fd_reserve"]), ceiling // 4)
+    each = ceiling - reserve
+    if not spread:
+        return Workers(1, each, ceiling)
+    processes = math.ceil(sized.worker_connections / (each * SPREAD_SHARE))
+    return Workers(processes, each, ceiling)
+
+
+@dataclass(frozen=True)
 class Site:
     """What the rendered config needs besides the contract: where things run on this machine."""
 
@@ -72,6 +114,8 @@ class Site:
     history: Upstream
     static_dir: Path
     prefix: Path  # nginx's own directory: pid, logs, temp files
+    # None: one worker with the contract's capacity (the NixOS load balancer's shape).
+    workers: Workers | None = None
 
     @property
     def conf_file(self) -> Path:
@@ -98,25 +142,6 @@ def _location_path(contract: Contract, route: str) -> str:
     if not path.startswith("/") or any(ch.isspace() or ch in "{};\"'" for ch in path):
         raise ValueError(f"contract routes.{route}: {path!r} is not a plain absolute path")
     return path
-
-
-def _capacity(proxy: dict[str, object]) -> dict[str, int]:
-    """worker_connections and worker_rlimit_nofile from the contract, checked against
-    proxy.max_websockets (modules/load-balancer.nix asserts the same)."""
-    websockets = int(str(proxy["max_websockets"]))
-    connections = int(str(proxy["worker_connections"]))
-    nofile = int(str(proxy["worker_rlimit_nofile"]))
-    if connections < 2 * websockets:
-        raise ValueError(
-            f"contract proxy.worker_connections = {connections}: must be at least"
-            f" 2 * proxy.max_websockets = {2 * websockets}"
-        )
-    if nofile < connections:
-        raise ValueError(
-            f"contract proxy.worker_rlimit_nofile = {nofile}: must be at least"
-            f" proxy.worker_connections = {connections}"
-        )
-    return {"worker_connections": connections, "worker_rlimit_nofile": nofile}
 
 
 def render(contract: Contract, site: Site) -> str:
@@ -147,21 +172,33 @@ def render(contract: Contract, site: Site) -> str:
     healthz = _location_path(contract, "healthz")
     readyz = _location_path(contract, "readyz")
     tmp = site.prefix / "tmp"
-    capacity = _capacity(proxy)
+    sized = capacity.proxy(contract["connections"], len(site.gateways))
+    per_gateway = int(contract["connections"]["websockets_per_gateway"])
+    shape = site.workers or workers(contract, len(site.gateways), None)
+    usable = shape.connections * (shape.processes * SPREAD_SHARE if shape.processes > 1 else 1)
+    if usable >= sized.worker_connections:
+        held = f"all of them, in {shape.processes} worker(s)"
+    else:
+        held = f"~{int(usable) // 2} websockets only (a lower descriptor ceiling)"
+    # Several workers: one listening socket each, the kernel spreads connections over them.
+    reuseport = " reuseport" if shape.processes > 1 else ""
     per_address = int(contract["connections"]["per_address"])
     zone = proxy["per_address_zone"]
     return f"""\
 # Generated by chatstack.devstack.nginx from services/chatstack/contract.toml; do not edit.
 # Local production-like stack (DESIGN §1): one origin for the client, /ws and the API.
-worker_processes 1;
 daemon off;  # the stack holds nginx's master pid and stops it itself
 pid {site.prefix / "nginx.pid"};
 error_log {site.error_log} info;
-# Sized for proxy.max_websockets (each holds a client and an upstream connection).
-worker_rlimit_nofile {capacity["worker_rlimit_nofile"]};
+# Sized by chatstack.capacity (as the NixOS load balancer): {sized.websockets} websockets,
+# {len(site.gateways)} gateways x connections.websockets_per_gateway {per_gateway}, each
+# holding a client and a gateway connection: worker_connections {sized.worker_connections},
+# worker_rlimit_nofile {sized.worker_rlimit_nofile}. On this machine: {held}.
+worker_processes {shape.processes};
+worker_rlimit_nofile {shape.nofile};
 
 events {{
-    worker_connections {capacity["worker_connections"]};
+    worker_connections {shape.connections};
 }}
 
 http {{
@@ -202,7 +239,7 @@ http {{
 
     # Any other Host name (DNS rebinding, scanners) is refused here.
     server {{
-        listen {site.listen} default_server;
+        listen {site.listen} default_server{reuseport};
         server_name _;
         return {int(proxy["unknown_host_status"])};
     }}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -114,6 +115,22 @@ class Child:
         log.info("killing %s (pid %s) with SIGKILL", self.name, self.proc.pid)
         _signal_group(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+def raise_descriptor_ceiling(wanted: int) -> int:
+    """Raise this process's hard RLIMIT_NOFILE to at least ``wanted`` so that the children
+    started afterwards inherit room for their own limits (each raises its soft limit
+    within it: a service to its http.max_connections + fd_reserve, nginx's worker to
+    worker_rlimit_nofile). The soft limit stays. Raising the hard limit needs root
+    (CAP_SYS_RESOURCE) and stops at fs.nr_open; returns the hard limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= wanted:
+        return hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
+    except (ValueError, OSError):
+        return hard
+    return wanted
 
 
 def _wait_exited(pid: int, timeout: float) -> bool:

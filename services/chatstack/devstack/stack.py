@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import resource
 import shutil
 import tempfile
 import time
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatstack import capacity
 from chatstack.devstack import contract as contract_mod
-from chatstack.devstack import nginx, pki, ports, rabbitmq, services
+from chatstack.devstack import nginx, pki, ports, procs, rabbitmq, services
 from chatstack.devstack.contract import Contract
 from chatstack.devstack.netns import Namespace
 
@@ -123,15 +125,22 @@ class Stack:
         partitionable: bool = False,
         extra: dict[str, dict[str, dict[str, Any]]] | None = None,
         environ: Mapping[str, str] | None = None,
+        spread_nginx: bool = False,
     ) -> None:
         """``partitionable``: history and each gateway in a network namespace of its own
         (chatstack.devstack.netns), so a test can cut one of them off the broker.
         ``extra``: role → config tables merged into that role's config.
         ``environ``: the caller's environment, whose ``CHATSTACK_*`` config variables
         (``services.environment_overrides``) the services get on top of the stack's config;
-        None passes none (the tests' stacks)."""
+        None passes none (the tests' stacks).
+        ``spread_nginx``: where a process may not hold the descriptors nginx's capacity
+        needs (and cannot be allowed to: no CAP_SYS_RESOURCE), spread it over several
+        workers (the bench's idle case) instead of one worker holding fewer websockets."""
         self.contract = contract if contract is not None else contract_mod.load()
         self.partitionable = partitionable
+        self.spread_nginx = spread_nginx
+        # The hard RLIMIT_NOFILE the children inherit (None: unlimited), once started.
+        self.descriptor_ceiling: int | None = None
         self.extra = extra or {}
         # Index 0: history; n: gateway n.
         self.namespaces: list[Namespace] = []
@@ -195,6 +204,7 @@ class Stack:
         """Start everything and wait until each part is ready; returns seconds per step."""
         check_prerequisites()
         self.check_ports()
+        self.allow_descriptors()
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -234,6 +244,37 @@ class Stack:
             raise RuntimeError(
                 f"port(s) already in use, nothing started: {', '.join(taken)} "
                 "(stop whatever listens there, e.g. another `make stack`)"
+            )
+
+    def descriptors_needed(self) -> int:
+        """The largest descriptor limit a part of this stack needs to hold the contract's
+        capacity (chatstack.capacity): nginx's worker_rlimit_nofile for all the gateways,
+        or a service's http.max_connections (default) + fd_reserve."""
+        connections = self.contract["connections"]
+        service = capacity.service_nofile(connections, capacity.max_connections(connections))
+        balancer = capacity.proxy(connections, len(self.ports.gateways))
+        return max(service, balancer.worker_rlimit_nofile)
+
+    def allow_descriptors(self) -> None:
+        """Let the children reach their derived descriptor limits: raise the hard limit
+        they inherit (as root); otherwise say once what the stack will not hold."""
+        needed = self.descriptors_needed()
+        hard = procs.raise_descriptor_ceiling(needed)
+        self.descriptor_ceiling = None if hard == resource.RLIM_INFINITY else hard
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            nginx_note = (
+                "nginx spreads its connections over several workers"
+                if self.spread_nginx
+                else "so does nginx (one worker at that limit)"
+            )
+            log.warning(
+                "file descriptor hard limit %d is below the %d the stack needs for"
+                " connections.websockets_per_gateway = %s and cannot be raised here (root"
+                " with CAP_SYS_RESOURCE can): a gateway holds fewer websockets; %s",
+                hard,
+                needed,
+                self.contract["connections"]["websockets_per_gateway"],
+                nginx_note,
             )
 
     def _timed(self, step: str, began: float) -> None:
@@ -337,6 +378,12 @@ class Stack:
             history=nginx.Upstream(self.history.host, self.history.port),
             static_dir=self.static_dir,
             prefix=self.state_dir / "nginx",
+            workers=nginx.workers(
+                self.contract,
+                len(self._gateways),
+                self.descriptor_ceiling,
+                spread=self.spread_nginx,
+            ),
         )
         self._nginx = nginx.Nginx(self.contract, site)
         self._nginx.start()

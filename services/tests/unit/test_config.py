@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatstack import contract
+from chatstack import capacity, contract
 from chatstack.config import ConfigError, load_config
 from chatstack.devstack.services import script
 
@@ -244,7 +244,10 @@ def test_check_config(tmp_path: Path) -> None:
 
 def test_host_names_default_by_role_and_parse() -> None:
     assert load_config("serve", environ={}).http.allowed_hosts == ()
-    assert load_config("serve", environ={}).http.max_connections > 0
+    # The default cap: a gateway's websockets (the contract's capacity target) plus headroom.
+    connections = contract.section("connections")
+    cap = load_config("serve", environ={}).http.max_connections
+    assert cap == capacity.max_connections(connections) > connections["websockets_per_gateway"]
     env = {"CHATSTACK_HTTP__ALLOWED_HOSTS": '["Chat.Example.com.", "lan"]'}
     assert load_config("serve", environ=env).http.allowed_hosts == ("chat.example.com", "lan")
     any_host = {"CHATSTACK_HTTP__ALLOWED_HOSTS": "*"}
