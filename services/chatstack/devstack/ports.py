@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 
 
+# Where listening ports are picked: below the kernel's ephemeral range, so that a port handed
+# out here is not also taken, a moment later, as the source port of some outgoing connection
+# (a bench or a test opening thousands of loopback connections made RabbitMQ's distribution
+# port collide that way: "dist_port_already_used").
+_LISTEN_PORTS_LOW = 10000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A port nobody listens on right now (the kernel picks it; a race is possible but rare)."""
+    """A port nobody uses right now, outside the ephemeral range when there is room below it
+    (the pick is random, so separate test runs rarely try the same one; a race remains
+    possible but rare)."""
+    high = _ephemeral_low() - 1
+    if high - _LISTEN_PORTS_LOW >= 1000:
+        for _ in range(200):
+            port = random.randint(_LISTEN_PORTS_LOW, high)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
