@@ -82,6 +82,7 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         )
         self.refused = 0
         self.accept_pauses = 0
+        self.closed = 0  # connections that were counted and have closed (a running total)
 
     # --- counting connections ------------------------------------------------------------
 
@@ -105,7 +106,9 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         streams = self._streams
 
         def counted_close(exc_info: Any = False) -> None:
-            streams.discard(stream)
+            if stream in streams:
+                streams.discard(stream)
+                self.closed += 1
             close(exc_info)
 
         stream.close = counted_close  # type: ignore[method-assign]

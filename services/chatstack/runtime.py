@@ -13,6 +13,7 @@ import tornado.web
 
 from . import capacity, contract
 from .config import HttpConfig
+from .gcpolicy import LongLivedCollector
 from .httpserver import GuardedHTTPServer, ensure_descriptors
 from .metrics import Metrics
 from .sdnotify import Readiness
@@ -26,7 +27,7 @@ class ListenError(Exception):
 
 def listen(
     app: tornado.web.Application, http: HttpConfig, metrics: Metrics | None = None
-) -> tornado.httpserver.HTTPServer:
+) -> GuardedHTTPServer:
     """Listen on http.host:http.port with the connection cap and timeouts of ``http``."""
     ensure_descriptors(
         http.max_connections,
@@ -46,6 +47,14 @@ def listen(
             f"cannot listen on {http.host}:{http.port}: {exc.strerror or exc}"
         ) from None
     return server
+
+
+def collect_long_lived(server: GuardedHTTPServer, metrics: Metrics) -> LongLivedCollector:
+    """The garbage collection policy of a process holding websockets (gcpolicy), started
+    once its app and services are set up."""
+    collector = LongLivedCollector(server.open_connections, lambda: server.closed, metrics)
+    collector.start()
+    return collector
 
 
 def stop_on_signals() -> asyncio.Event:

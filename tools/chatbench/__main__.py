@@ -25,7 +25,7 @@ from chatstack import capacity, contract
 from .cases import Case, RoomLoad, idle_case
 from .peer import PeerTarget
 from .report import table
-from .soak import soak
+from .soak import default_warmup_s, soak
 from .targets import StackTarget, raise_fd_limit, start
 
 DEFAULT_CASES = "2,50,200,50@10000,200@10000"
@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds", type=float, default=None, help="per case (soak: total)"
     )
-    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds before measuring (soak: the idempotency TTL; else 2)",
+    )
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument(
         "--window", type=int, default=8, help="says in flight per sender"
@@ -122,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out.resolve()  # RabbitMQ runs in its own directory
     if args.seconds is None:
         args.seconds = 1800.0 if args.mode == "soak" else 10.0
+    if args.warmup is None:
+        args.warmup = default_warmup_s() if args.mode == "soak" else 2.0
     if args.services_from is not None:
         # The services the bench starts import chatstack from there (PYTHONPATH comes before
         # the editable install); the bench itself and the devstack stay this checkout's.
@@ -164,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             target = start("stack", args.out, extra, args.idle)
             try:
                 if args.mode == "soak":
-                    report["results"].append(asyncio.run(soak(target, args.seconds)))
+                    report["results"].append(
+                        asyncio.run(soak(target, args.seconds, args.warmup))
+                    )
                 elif "stack" in names:
                     report["results"] += asyncio.run(run_cases(target, cases, args))
                 if "peer" in names:

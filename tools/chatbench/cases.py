@@ -140,7 +140,7 @@ class RoomLoad:
                 delivered(_field(payload, _TEXT_MARK), now)
             elif payload.startswith(_ACK_PREFIX):
                 acked(_field(payload, _CMID_MARK), now)
-                if tally.measuring and self.keep_ids:
+                if self.keep_ids:  # warm-up included: every ack is checked
                     tally.acked_ids.append(json.loads(payload)["id"])
             else:
                 frame = json.loads(payload)

@@ -9,7 +9,7 @@ from ..broker.rabbitmq import RabbitGatewayBroker
 from ..config import Config
 from ..gateway.core import Gateway
 from ..metrics import Metrics
-from ..runtime import listen, serve_until_signal, stop_on_signals
+from ..runtime import collect_long_lived, listen, serve_until_signal, stop_on_signals
 from ..sdnotify import Readiness
 from ..web.app import make_gateway_app
 from .common import config_argument, load_or_exit, run
@@ -27,6 +27,7 @@ async def serve(config: Config) -> None:
         lambda ready: readiness.changed(ready, "broker connected" if ready else "broker lost")
     )
     await gateway.start()
+    collect_long_lived(server, metrics)
     log.info(
         "chat-gateway listening on %s:%d",
         config.http.host,

@@ -15,7 +15,7 @@ from ..gateway.core import Gateway
 from ..history.service import HistoryService
 from ..history.store import HistoryStore
 from ..metrics import Metrics
-from ..runtime import listen, serve_until_signal, stop_on_signals
+from ..runtime import collect_long_lived, listen, serve_until_signal, stop_on_signals
 from ..sdnotify import Readiness
 from ..web.app import make_embedded_app
 from .common import config_argument, load_or_exit, run
@@ -35,6 +35,7 @@ async def serve(config: Config) -> None:
     server = listen(app, config.http, metrics)
     await history.start()
     await gateway.start()
+    collect_long_lived(server, metrics)
     Readiness().changed(True, "serving")
     url = f"http://{config.http.host}:{config.http.port}/"
     log.info(
