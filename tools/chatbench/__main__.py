@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -84,6 +85,10 @@ def git_revision() -> str:
     return found.stdout.strip() or "unknown"
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="chatbench", description=__doc__.split("\n")[0]
@@ -124,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout, kill) stops the services like Ctrl-C does, not orphaning them.
+    signal.signal(signal.SIGTERM, _interrupt)
     args.out = args.out.resolve()  # RabbitMQ runs in its own directory
     if args.seconds is None:
         args.seconds = 1800.0 if args.mode == "soak" else 10.0
