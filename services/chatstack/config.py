@@ -269,6 +269,7 @@ _FIELDS: dict[str, _Field] = {
     "statsd.port": _Field(_port, lambda r: contract.port("statsd")),
     "statsd.prefix": _Field(_nonempty, lambda r: contract.section("statsd")["prefix"]),
     "log.level": _Field(_choice("DEBUG", "INFO", "WARNING", "ERROR"), _const("INFO")),
+    "process.event_loop": _Field(_choice("uvloop", "asyncio"), _const("uvloop")),
 }
 _SECTIONS = {key.split(".")[0] for key in _FIELDS if "." in key}
 
@@ -369,6 +370,7 @@ class Config:
     statsd: StatsdConfig
     log_level: str
     source: str
+    event_loop: str
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -662,5 +664,6 @@ def load_config(
             host=values["statsd.host"], port=values["statsd.port"], prefix=values["statsd.prefix"]
         ),
         log_level=values["log.level"],
+        event_loop=values["process.event_loop"],
         source=source,
     )

@@ -602,6 +602,7 @@ def test_every_locked_package_is_a_wheel_from_our_fetcher(
         "pika",
         "python-json-logger",
         "statsd",
+        "uvloop",
         "pytest",
         "hypothesis",
     } <= names

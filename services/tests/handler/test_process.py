@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from support import Client, run
 
 from chatstack.devstack.ports import free_port
@@ -39,9 +40,12 @@ def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 15) 
     raise AssertionError("chatstack serve did not listen")
 
 
-def test_sigterm_drains_with_1012_and_exits_in_bounded_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_sigterm_drains_with_1012_and_exits_in_bounded_time(
+    tmp_path: Path, event_loop: str
+) -> None:
     port = free_port()
-    proc = start_serve(tmp_path, port)
+    proc = start_serve(tmp_path, port, CHATSTACK_PROCESS__EVENT_LOOP=event_loop)
     try:
         wait_listening(port, proc)
 
@@ -70,6 +74,7 @@ def test_sigterm_drains_with_1012_and_exits_in_bounded_time(tmp_path: Path) -> N
     events = [r["event"] for r in records]
     assert "listening" in events
     assert events[-1] == "stopped"
+    assert [r["loop"] for r in records if r["event"] == "process.event_loop"] == [event_loop]
     assert "shutting down" in [r["message"] for r in records]
 
 
