@@ -579,7 +579,7 @@ def load_config(
             )
 
     if values["gateway.ping_timeout_s"] > values["gateway.ping_interval_s"]:
-        # tornado waits for each pong at most until the next ping is due.
+        # A pong is awaited at most until the next ping is due (gateway/keepalive.py).
         raise ConfigError(
             "gateway.ping_timeout_s",
             given("gateway.ping_timeout_s"),

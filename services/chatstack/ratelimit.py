@@ -25,6 +25,18 @@ class TokenBucket:
     client sent, not when the server got round to reading it.
     """
 
+    # Two per connection: slots keep them small.
+    __slots__ = (
+        "_clock",
+        "_credit_until",
+        "_stalled",
+        "_stalled_at_update",
+        "_tokens",
+        "_updated",
+        "burst",
+        "rate",
+    )
+
     def __init__(
         self,
         rate: float,
@@ -69,6 +81,8 @@ class TokenBucket:
 
 class AbuseMeter:
     """Counts errors in the last ``window`` seconds; ``record`` says when the limit is hit."""
+
+    __slots__ = ("_clock", "_times", "max_errors", "window")
 
     def __init__(self, max_errors: int, window: float, clock: Callable[[], float] = time.monotonic):
         self.max_errors = max_errors

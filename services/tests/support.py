@@ -22,11 +22,13 @@ import tornado.websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 
 from chatstack.config import Config, load_config
+from chatstack.httpserver import GuardedHTTPServer
 from chatstack.probe.http import page_fetcher
 from chatstack.probe.recovery import FetchPage
 from chatstack.probe.target import Target
 
 TIMEOUT = 5.0
+HEADER_TIMEOUT_S = 30.0
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 60.0) -> Any:
@@ -61,7 +63,10 @@ class Served:
 @contextlib.asynccontextmanager
 async def serving(app: tornado.web.Application) -> AsyncIterator[Served]:
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    server = tornado.httpserver.HTTPServer(app)
+    # The services' own server class (its streams, its connection count), not tornado's.
+    server = GuardedHTTPServer(
+        app, xheaders=False, max_connections=10_000, header_timeout_s=HEADER_TIMEOUT_S
+    )
     server.add_sockets(sockets)
     try:
         yield Served(sockets[0].getsockname()[1], server)

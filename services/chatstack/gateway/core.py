@@ -21,6 +21,7 @@ from ..config import Config
 from ..ids import IdGenerator
 from ..metrics import Metrics
 from .idempotency import IdempotencyCache
+from .keepalive import Keepalive
 from .loopwatch import LoopWatch
 from .members import Members
 from .presence import PresenceThrottle
@@ -63,6 +64,7 @@ class Gateway:
         self.sockets: set[Any] = set()
         self.per_address: dict[str, int] = {}
         self.loopwatch = LoopWatch(self.metrics)
+        self.keepalive = Keepalive(config.gateway.ping_interval_s, config.gateway.ping_timeout_s)
         self.presence = PresenceThrottle(
             config.gateway.presence_coalesce_ms / 1000, self.rooms.fan_out, self.metrics
         )
@@ -93,6 +95,7 @@ class Gateway:
     async def start(self) -> None:
         self.metrics.gauge("gateway.ready.{instance}", 0, instance=self.instance)
         self.loopwatch.start()
+        self.keepalive.start()
         self.members.start()
         await self.broker.start()
 
@@ -122,6 +125,7 @@ class Gateway:
         if pending:
             await asyncio.wait(pending, timeout=_BROKER_CLOSE_S)
         self.loopwatch.stop()
+        self.keepalive.stop()
         await self.broker.close()
 
     async def close_all(self, code: int, reason: str) -> None:

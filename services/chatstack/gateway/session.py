@@ -40,6 +40,20 @@ class Transport(TypingProtocol):
 
 
 class Session:
+    # Slots, not a __dict__: sessions are counted by the ten thousand (idle connections).
+    __slots__ = (
+        "abuse",
+        "bucket",
+        "closed",
+        "conn",
+        "gateway",
+        "join_bucket",
+        "own_sender",
+        "rooms",
+        "senders",
+        "transport",
+    )
+
     def __init__(self, gateway: Gateway, transport: Transport) -> None:
         self.gateway = gateway
         self.transport = transport

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 
 _FIN_TEXT = 0x81
+# A final ping frame with no payload.
+PING = b"\x89\x00"
 
 
 def text_frame(text: str) -> bytes:

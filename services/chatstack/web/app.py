@@ -53,8 +53,8 @@ def _application(config: Config, routes: list[Any], metrics: Metrics) -> tornado
 
 def _settings(config: Config) -> dict[str, Any]:
     return {
-        "websocket_ping_interval": config.gateway.ping_interval_s,
-        "websocket_ping_timeout": config.gateway.ping_timeout_s,
+        # Pings are the gateway's (gateway/keepalive.py), not a task per socket in tornado.
+        "websocket_ping_interval": 0,
         "websocket_max_message_size": config.limits.max_frame_bytes,
         "compress_response": False,
         "log_function": log_request,
