@@ -11,12 +11,13 @@ permanent generation, which collections skip), so the automatic full collections
 walk only what was promoted since, and their pause no longer grows with the connections held.
 
 The cost is reclaiming late: frozen objects that later become cyclic garbage are only freed
-when the frozen set is released again. The objects of a closed connection are such garbage
-(tornado's handler, stream and request refer to each other), so the set is released - one
-full collection over everything, timed and logged - once the connections closed since the
-last release reach a quarter of those open (at least ``RELEASE_MIN_CLOSED``): memory held by
-closed connections stays below a quarter of the live ones', and a steady population is never
-walked whole. ``RELEASE_EVERY_S`` bounds how long anything else can wait.
+when the frozen set is released again (one full collection over everything, timed and
+logged). A closed connection is not such garbage - its handler breaks its one cycle, with
+its session, on close (gateway/handler.py), so its objects go as soon as tornado lets go of
+them (checked with real websockets in services/tests/handler/test_gcpolicy.py) - but other
+code may leave cycles behind. The release bounds what those can hold: it runs once as many
+connections have closed since the last one as are open now (at least
+``RELEASE_MIN_CLOSED``), and at least every ``RELEASE_EVERY_S``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
-RELEASE_FRACTION = 0.25
+RELEASE_FRACTION = 1.0
 RELEASE_MIN_CLOSED = 1000
 RELEASE_EVERY_S = 3600.0
 

@@ -99,6 +99,8 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self.ui = None  # type: ignore[assignment]
         self.request.connection = None
         self.request.server_connection = None
+        # The output transforms (security headers) only applied to the 101 response.
+        self._transforms = []
 
     def _limit_kernel_buffer(self) -> None:
         # A fixed SO_SNDBUF turns off autotuning: what a client does not read then piles up
@@ -130,6 +132,10 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self.gateway.socket_closed(self, self.address)
         if self.session is not None:
             self.session.disconnected()
+            # The session refers back to this handler: without the cycle a closed
+            # connection is freed when tornado lets go of it, not by a full collection
+            # (gcpolicy freezes long-lived objects, so that would wait for its release).
+            self.session = None
 
     # --- Keepalive (gateway.keepalive pings every socket) -----------------------------------
 
