@@ -24,6 +24,20 @@ _TEXT_MARK = b'"text":"'
 _ACK_PREFIX = b'{"type":"ack"'
 _MSG_PREFIX = b'{"type":"message"'
 _CMID_MARK = b'"client_msg_id":"'
+_TS_MARK = b'"ts":'
+# monotonic -> wall clock, to compare our stamps with the gateways' "ts" (same machine)
+_WALL_OFFSET_NS = time.time_ns() - time.monotonic_ns()
+
+
+def _server_ts_ns(payload: bytes) -> int | None:
+    start = payload.find(_TS_MARK)
+    if start < 0:
+        return None
+    start += len(_TS_MARK)
+    end = start
+    while end < len(payload) and payload[end : end + 1].isdigit():
+        end += 1
+    return int(payload[start:end]) * 1_000_000 if end > start else None
 
 
 @dataclass
@@ -58,6 +72,8 @@ class Tally:
     deliveries: int = 0
     by_instance: dict[str, int] = field(default_factory=dict)
     delivery_ns: list[int] = field(default_factory=list)
+    # due -> the gateway gave the message its id and time (chatstack only: "ts", in ms)
+    accepted_ns: list[int] = field(default_factory=list)
     ack_ns: list[int] = field(default_factory=list)
     acked: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -137,7 +153,13 @@ class RoomLoad:
                 return
             now = time.monotonic_ns()
             if payload.startswith(_MSG_PREFIX):
-                delivered(_field(payload, _TEXT_MARK), now)
+                text = _field(payload, _TEXT_MARK)
+                delivered(text, now)
+                if tally.measuring:
+                    server_ns = _server_ts_ns(payload)
+                    if server_ns is not None:
+                        due = int(text.split(b":")[1]) + _WALL_OFFSET_NS
+                        tally.accepted_ns.append(server_ns - due)
             elif payload.startswith(_ACK_PREFIX):
                 acked(_field(payload, _CMID_MARK), now)
                 if self.keep_ids:  # warm-up included: every ack is checked
@@ -260,6 +282,7 @@ class RoomLoad:
     ) -> dict[str, Any]:
         tally = self.tally
         delivery = sorted(tally.delivery_ns)
+        accepted = sorted(tally.accepted_ns)
         ack = sorted(tally.ack_ns)
         per_gateway = {}
         for instance, group in self.target.gateway_groups.items():
@@ -292,6 +315,14 @@ class RoomLoad:
                 "p99": round(percentile(delivery, 0.99), 2),
                 "p99.9": round(percentile(delivery, 0.999), 2),
             },
+            # How much of the delivery latency is before the gateway took the say (the
+            # sender's socket, nginx, the gateway's loop): ms resolution, truncated.
+            "accepted_ms": {
+                "p50": round(percentile(accepted, 0.5), 2),
+                "p99": round(percentile(accepted, 0.99), 2),
+            }
+            if accepted
+            else None,
             "ack_ms": {
                 "p50": round(percentile(ack, 0.5), 2),
                 "p99": round(percentile(ack, 0.99), 2),

@@ -13,6 +13,7 @@ COLUMNS = (
     "p50",
     "p99",
     "p99.9",
+    "taken p50/p99",
     "ack p50",
     "ack p99",
     "µs/deliv per gateway",
@@ -22,6 +23,7 @@ COLUMNS = (
 
 def _row(r: dict[str, Any]) -> list[str]:
     d, a = r["delivery_ms"], r["ack_ms"]
+    taken = r.get("accepted_ms")
     per_gw = " ".join(
         f"{name}={g['cpu_us_per_delivery']}"
         for name, g in sorted(r["per_gateway"].items())
@@ -36,6 +38,7 @@ def _row(r: dict[str, Any]) -> list[str]:
         f"{d['p50']}",
         f"{d['p99']}",
         f"{d['p99.9']}",
+        f"{taken['p50']}/{taken['p99']}" if taken else "-",
         f"{a['p50']}",
         f"{a['p99']}",
         per_gw,
