@@ -3,10 +3,11 @@
 Each gateway announces its own members of a room — ``{nick: [sender, …]}``, a sender being
 the hash of a client token (session.sender_of) — on the room's ``members`` routing key when
 they change (gathered for gateway.presence_coalesce_ms) and again every lease / 3 as a
-lease. The others keep the latest announcement of each gateway until its lease runs out,
-so the members of a gateway that dies without a word (kill -9) drop out within the lease.
-A gateway that starts serving a room publishes a ``who`` request on the room's key, and
-every gateway with members there answers with an announcement.
+lease, spread over that time (``HEARTBEAT_SLICES``). The others keep the latest
+announcement of each gateway until its lease runs out, so the members of a gateway that
+dies without a word (kill -9) drop out within the lease. A gateway that starts serving a
+room publishes a ``who`` request on the room's key, and every gateway with members there
+answers with an announcement.
 
 Nothing here runs per chat message: only joins, leaves, the heartbeat and the sweep.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +27,12 @@ from .. import protocol
 log = logging.getLogger(__name__)
 
 Holders = dict[str, frozenset[str]]  # nick -> senders holding it
+
+# The heartbeat re-announces each room every lease / 3, a room's turn set by a hash of its
+# name, so a gateway with thousands of rooms does not announce them all in one loop turn:
+# with 19 900 idle sockets per gateway in 10-member rooms, all ~2000 at once stalled the
+# gateway for up to ~0.7 s every 5 s (docs/performance.md).
+HEARTBEAT_SLICES = 20
 Publish = Callable[[str, str, bytes], None]  # (kind, room, body), fire and forget
 
 
@@ -128,6 +136,10 @@ def local_holders(room: str, members: Iterable[LocalMember]) -> Holders:
     return {nick: frozenset(senders) for nick, senders in holders.items()}
 
 
+def heartbeat_slice(room: str) -> int:
+    return zlib.crc32(room.encode()) % HEARTBEAT_SLICES
+
+
 def encode_announcement(gateway: str, holders: Holders, lease_s: float) -> bytes:
     listed = {nick: sorted(senders) for nick, senders in sorted(holders.items())}
     return json.dumps(
@@ -177,13 +189,14 @@ class Members:
         self._announced: set[str] = set()  # rooms whose last announcement had members
         self._flush_handle: asyncio.Handle | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self._heartbeat_turn = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._timers = [
-            loop.call_later(self.lease_s / 3, self._heartbeat),
+            loop.call_later(self._heartbeat_tick_s(), self._heartbeat),
             loop.call_later(self.sweep_s, self._sweep),
         ]
 
@@ -292,10 +305,18 @@ class Members:
         else:
             self._announced.discard(room)
 
+    def _heartbeat_tick_s(self) -> float:
+        return self.lease_s / 3 / HEARTBEAT_SLICES
+
     def _heartbeat(self) -> None:
-        for room in sorted(self._rooms.names()):
-            self._announce(room)
-        self._timers[0] = asyncio.get_running_loop().call_later(self.lease_s / 3, self._heartbeat)
+        turn = self._heartbeat_turn
+        self._heartbeat_turn = (turn + 1) % HEARTBEAT_SLICES
+        for room in list(self._rooms.names()):
+            if heartbeat_slice(room) == turn:
+                self._announce(room)
+        self._timers[0] = asyncio.get_running_loop().call_later(
+            self._heartbeat_tick_s(), self._heartbeat
+        )
 
     def _sweep(self) -> None:
         changed = self.table.expire(asyncio.get_running_loop().time())

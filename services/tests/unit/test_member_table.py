@@ -3,10 +3,21 @@ gateway's members, presence events patch them, leases expire, nothing else is re
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatstack.gateway.members import Holders, MemberTable, decode_announcement, encode_announcement
+from chatstack.gateway.members import (
+    HEARTBEAT_SLICES,
+    Holders,
+    Members,
+    MemberTable,
+    decode_announcement,
+    encode_announcement,
+)
 
 GATEWAYS = st.sampled_from(["g1", "g2", "g3"])
 ROOMS = st.sampled_from(["lobby", "dev"])
@@ -94,3 +105,55 @@ def test_a_malformed_announcement_is_refused() -> None:
         except (ValueError, KeyError, TypeError):
             continue
         raise AssertionError(f"accepted {body!r}")
+
+
+class _Member:
+    def __init__(self, room: str, nick: str) -> None:
+        self.rooms = {room: nick}
+        self.senders = {room: f"s-{nick}"}
+
+    def send(self, text: str) -> None:
+        pass
+
+
+class _Rooms:
+    def __init__(self, rooms: int) -> None:
+        self.by_room = {f"room-{n}": [_Member(f"room-{n}", f"nick-{n}")] for n in range(rooms)}
+
+    def members(self, room: str) -> list[_Member]:
+        return self.by_room.get(room, [])
+
+    def names(self) -> list[str]:
+        return list(self.by_room)
+
+    def fan_out(self, room: str, text: str) -> int:
+        return 0
+
+
+def test_the_heartbeat_announces_every_room_once_per_round_spread_over_it() -> None:
+    async def scenario() -> None:
+        published: list[str] = []
+        members = Members(
+            "gw",
+            _Rooms(2000),
+            lambda kind, room, body: published.append(room),
+            window_s=0.25,
+            lease_s=15.0,
+            sweep_s=1.0,
+        )
+        members.start()
+        try:
+            per_tick = []
+            for _ in range(2 * HEARTBEAT_SLICES):
+                before = len(published)
+                members._heartbeat()
+                per_tick.append(len(published) - before)
+        finally:
+            members.withdraw()
+        announced = published[: sum(per_tick)]
+        assert Counter(announced) == {f"room-{n}": 2 for n in range(2000)}
+        # No tick carries much more than its share (2000 / HEARTBEAT_SLICES = 100).
+        assert max(per_tick) < 3 * 2000 / HEARTBEAT_SLICES
+        assert members._heartbeat_tick_s() * HEARTBEAT_SLICES == pytest.approx(15.0 / 3)
+
+    asyncio.run(scenario())
