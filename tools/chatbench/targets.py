@@ -158,7 +158,10 @@ def start(
     extra: dict[str, str] | None = None,
     idle_per_gateway: int = 0,
 ) -> Target:
-    overrides = {**BENCH_OVERRIDES, **(extra or {})}
+    # The caller's own CHATSTACK_* variables win (e.g. statsd.host to watch the gateways'
+    # loop stalls during a case), as they do for `make stack`.
+    mine = {k: v for k, v in os.environ.items() if k.startswith("CHATSTACK_")}
+    overrides = {**BENCH_OVERRIDES, **(extra or {}), **mine}
     if name == "stack":
         return StackTarget(var_dir / "stack", overrides, idle_per_gateway)
     if name == "serve":
