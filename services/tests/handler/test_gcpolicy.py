@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
-import time
 import weakref
 from pathlib import Path
 
-import tornado.netutil
-from support import Client, make_config, run
+from support import Client, embedded, run
 
-from chatstack.broker.memory import MemoryHub
-from chatstack.gateway.core import Gateway
 from chatstack.gcpolicy import LongLivedCollector
-from chatstack.history.service import HistoryService
-from chatstack.history.store import HistoryStore
-from chatstack.httpserver import GuardedHTTPServer
-from chatstack.metrics import Metrics
-from chatstack.web.app import make_embedded_app
 
 CLIENTS = 60
 
@@ -64,53 +54,38 @@ def test_closed_websockets_are_freed_without_a_collection(tmp_path: Path) -> Non
     by reference counting: the handler breaks its cycle with the session on close."""
 
     async def scenario() -> None:
-        config = make_config("serve", tmp_path, gateway__max_connections_per_address="1000")
-        metrics = Metrics()
-        hub = MemoryHub()
-        gateway = Gateway(config, hub.gateway(), metrics, time.time)
-        history = HistoryService(HistoryStore(config.history_database), hub.history(), metrics)
-        await history.start()
-        await gateway.start()
-        server = GuardedHTTPServer(
-            make_embedded_app(config, gateway, history, metrics),
-            xheaders=False,
-            max_connections=1000,
-            header_timeout_s=10.0,
-        )
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-        server.add_sockets(sockets)
-        url = f"ws://127.0.0.1:{sockets[0].getsockname()[1]}/ws"
-        collector = LongLivedCollector(server.open_connections, lambda: server.closed, tick_s=3600)
-        try:
-            collector.start()
-            clients = [await Client.connect(url) for _ in range(CLIENTS)]
-            for n, client in enumerate(clients):
-                await client.join(f"room-{n % 10}", f"nick-{n}")
-            gc.collect()  # a full collection the connections live through ...
-            frozen = gc.get_freeze_count()
-            collector.tick()  # ... so they are frozen now
-            assert gc.get_freeze_count() > frozen
-            handlers = [weakref.ref(h) for h in gateway.sockets]
-            assert len(handlers) == CLIENTS
-
-            gc.disable()
+        async with embedded(tmp_path, gateway__max_connections_per_address="1000") as emb:
+            server, gateway = emb.served.server, emb.gateway
+            url = emb.served.ws
+            collector = LongLivedCollector(
+                server.open_connections, lambda: server.closed, tick_s=3600
+            )
             try:
-                for client in clients:
-                    client.close()
-                for _ in range(100):
-                    if server.open_connections() == 0:
-                        break
-                    await asyncio.sleep(0.05)
-                assert server.open_connections() == 0 and server.closed == CLIENTS
-                await asyncio.sleep(0.1)  # tornado's last callbacks let go of them
-                assert [r for r in handlers if r() is not None] == []
+                collector.start()
+                clients = [await Client.connect(url) for _ in range(CLIENTS)]
+                for n, client in enumerate(clients):
+                    await client.join(f"room-{n % 10}", f"nick-{n}")
+                gc.collect()  # a full collection the connections live through ...
+                frozen = gc.get_freeze_count()
+                collector.tick()  # ... so they are frozen now
+                assert gc.get_freeze_count() > frozen
+                handlers = [weakref.ref(h) for h in gateway.sockets]
+                assert len(handlers) == CLIENTS
+
+                gc.disable()
+                try:
+                    for client in clients:
+                        client.close()
+                    for _ in range(100):
+                        if server.open_connections() == 0:
+                            break
+                        await asyncio.sleep(0.05)
+                    assert server.open_connections() == 0 and server.closed == CLIENTS
+                    await asyncio.sleep(0.1)  # tornado's last callbacks let go of them
+                    assert [r for r in handlers if r() is not None] == []
+                finally:
+                    gc.enable()
             finally:
-                gc.enable()
-        finally:
-            collector.stop()
-            server.stop()
-            await server.close_all_connections()
-            await gateway.drain(1.0)
-            await history.close()
+                collector.stop()
 
     run(scenario())
